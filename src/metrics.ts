@@ -1,0 +1,195 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Every metric family Countersign exports (SPEC.md "Metrics"). One instance per app, on the
+ * app's own Registry, so tests can build many apps side by side.
+ *
+ * Labels are bounded: upstream names come from config, classes/codes/reasons/triggers from
+ * fixed lists. Never a merchant, shop, token, order id or raw path.
+ */
+
+/** protocols.md 4.4 */
+export const CLASSES = [
+  'success',
+  'partial_failure',
+  'signature_error',
+  'business_error',
+  'server_error',
+  'unknown_error',
+  'auth_error',
+  'timestamp_error',
+  'ip_not_allowed',
+  'rate_limited',
+  'upstream_http_error',
+  'network_error',
+  'timeout',
+  'rejected',
+] as const;
+export type RequestClass = (typeof CLASSES)[number];
+
+export type RetryReason = 'token' | 'clock_skew';
+export type RefreshTrigger = 'proactive' | 'on_demand' | 'rejected' | 'admin';
+export type RefreshResult = 'success' | 'failure';
+export type TokenState = 'valid' | 'expiring' | 'expired' | 'refresh_failed';
+export const TOKEN_STATES: readonly TokenState[] = ['valid', 'expiring', 'expired', 'refresh_failed'];
+
+export const METRIC_NAMES = [
+  'countersign_requests_total',
+  'countersign_upstream_codes_total',
+  'countersign_request_duration_seconds',
+  'countersign_upstream_duration_seconds',
+  'countersign_retries_total',
+  'countersign_token_refreshes_total',
+  'countersign_token_seconds_to_expiry',
+  'countersign_tokens',
+  'countersign_clock_offset_seconds',
+  'countersign_inflight_requests',
+  'countersign_store_up',
+] as const;
+
+/** One token as the scrape-time gauges see it. */
+export interface TokenSnapshot {
+  upstream: string;
+  state: TokenState;
+  expiresAt: number;
+}
+
+export interface MetricsOptions {
+  registry?: Registry;
+  /** Upstream names from config: series are pre-created at zero so dashboards and rates work from the start. */
+  upstreams?: readonly string[];
+  /** Called at scrape time for the token gauges. */
+  tokenSnapshots?: () => Iterable<TokenSnapshot>;
+  /** Milliseconds since the epoch, for seconds-to-expiry. */
+  now?: () => number;
+  collectDefaults?: boolean;
+}
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export function createMetrics(options: MetricsOptions = {}) {
+  const registry = options.registry ?? new Registry();
+  const registers = [registry];
+  const now = options.now ?? Date.now;
+  let tokenSnapshots = options.tokenSnapshots ?? (() => []);
+
+  const requests = new Counter({
+    name: 'countersign_requests_total',
+    help: 'Callers\' requests by upstream and final outcome class (one per request, whatever retries happened inside).',
+    labelNames: ['upstream', 'class'] as const,
+    registers,
+  });
+  const upstreamCodes = new Counter({
+    name: 'countersign_upstream_codes_total',
+    help: 'Upstream answers by documented error code (else "other").',
+    labelNames: ['upstream', 'code'] as const,
+    registers,
+  });
+  const requestDuration = new Histogram({
+    name: 'countersign_request_duration_seconds',
+    help: 'Time from receiving a caller\'s request to the end of its response, by final class.',
+    labelNames: ['upstream', 'class'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers,
+  });
+  const upstreamDuration = new Histogram({
+    name: 'countersign_upstream_duration_seconds',
+    help: 'Time for one upstream attempt, from sending to response headers.',
+    labelNames: ['upstream'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers,
+  });
+  const retries = new Counter({
+    name: 'countersign_retries_total',
+    help: 'Transparent retries after the upstream said it did not execute the request.',
+    labelNames: ['upstream', 'reason'] as const,
+    registers,
+  });
+  const tokenRefreshes = new Counter({
+    name: 'countersign_token_refreshes_total',
+    help: 'Token fetches and refreshes made by the proxy itself.',
+    labelNames: ['upstream', 'trigger', 'result'] as const,
+    registers,
+  });
+  new Gauge({
+    name: 'countersign_token_seconds_to_expiry',
+    help: 'Seconds until the soonest-expiring token of the upstream expires (negative when expired).',
+    labelNames: ['upstream'] as const,
+    registers,
+    collect() {
+      this.reset();
+      const soonest = new Map<string, number>();
+      for (const s of tokenSnapshots()) {
+        const prev = soonest.get(s.upstream);
+        if (prev === undefined || s.expiresAt < prev) soonest.set(s.upstream, s.expiresAt);
+      }
+      const t = now();
+      for (const [upstream, expiresAt] of soonest) this.set({ upstream }, (expiresAt - t) / 1000);
+    },
+  });
+  new Gauge({
+    name: 'countersign_tokens',
+    help: 'Tokens known to the proxy, by state.',
+    labelNames: ['upstream', 'state'] as const,
+    registers,
+    collect() {
+      this.reset();
+      const counts = new Map<string, Map<TokenState, number>>();
+      for (const u of options.upstreams ?? []) counts.set(u, new Map());
+      for (const s of tokenSnapshots()) {
+        let byState = counts.get(s.upstream);
+        if (!byState) counts.set(s.upstream, (byState = new Map()));
+        byState.set(s.state, (byState.get(s.state) ?? 0) + 1);
+      }
+      for (const [upstream, byState] of counts) {
+        for (const state of TOKEN_STATES) this.set({ upstream, state }, byState.get(state) ?? 0);
+      }
+    },
+  });
+  const clockOffset = new Gauge({
+    name: 'countersign_clock_offset_seconds',
+    help: 'Learned offset of the upstream\'s clock from ours (positive: upstream ahead).',
+    labelNames: ['upstream'] as const,
+    registers,
+  });
+  const inflight = new Gauge({
+    name: 'countersign_inflight_requests',
+    help: 'Callers\' requests being served now.',
+    labelNames: ['upstream'] as const,
+    registers,
+  });
+  const storeUp = new Gauge({
+    name: 'countersign_store_up',
+    help: '1 when the last token store operation succeeded, else 0.',
+    labelNames: ['store'] as const,
+    registers,
+  });
+
+  for (const upstream of options.upstreams ?? []) {
+    inflight.set({ upstream }, 0);
+    clockOffset.set({ upstream }, 0);
+    for (const reason of ['token', 'clock_skew'] as const) retries.inc({ upstream, reason }, 0);
+    for (const cls of ['success', 'rejected'] as const) requests.inc({ upstream, class: cls }, 0);
+  }
+
+  if (options.collectDefaults ?? true) collectDefaultMetrics({ register: registry });
+
+  return {
+    registry,
+    requests,
+    upstreamCodes,
+    requestDuration,
+    upstreamDuration,
+    retries,
+    tokenRefreshes,
+    clockOffset,
+    inflight,
+    storeUp,
+    /** Late binding for the token gauges: the token managers are built after the metrics. */
+    setTokenSnapshots(fn: () => Iterable<TokenSnapshot>) {
+      tokenSnapshots = fn;
+    },
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,92 @@
+/**
+ * The token store contract shared by every store (memory, file, redis) and both token
+ * managers (Keeta, KeySecure).
+ *
+ * A record is one credential of one upstream: a Keeta merchant's access/refresh pair with its
+ * shops, or a KeySecure Api-Key's Access-Token (merchant = KEYSECURE_MERCHANT). Records are
+ * plain JSON-serialisable data. Secrets live only in `accessToken` and `refreshToken`; nothing
+ * that logs or reports a record may print those two fields.
+ */
+export interface TokenRecord {
+  upstream: string;
+  merchant: string;
+  accessToken: string;
+  /** Keeta only: single-use refresh token. */
+  refreshToken?: string;
+  /** When the pair was issued by the upstream, Unix ms. Orders pairs: newer wins. */
+  issuedAt: number;
+  /** Absolute expiry, Unix ms. */
+  expiresAt: number;
+  /** When this pair was obtained by a refresh (or imported), Unix ms. */
+  refreshedAt: number;
+  /** Keeta only: shopIds served by this merchant, as exact decimal strings (int64-safe). */
+  shopIds: string[];
+}
+
+/** Merchant key used for the single token of a KeySecure upstream. */
+export const KEYSECURE_MERCHANT = '_';
+
+export type StoreKind = 'memory' | 'file' | 'redis';
+
+/** Result of a conditional write. */
+export type PutResult = 'written' | 'stale';
+
+export interface TokenStore {
+  readonly kind: StoreKind;
+
+  /** Resolves once the store answered (loads the file, pings Redis). Throws if it cannot. */
+  open(): Promise<void>;
+
+  get(upstream: string, merchant: string): Promise<TokenRecord | undefined>;
+
+  /** Every record (of one upstream when given). Used to warm the in-process cache. */
+  list(upstream?: string): Promise<TokenRecord[]>;
+
+  /**
+   * Durably write `record`. When a record with the same key and a strictly greater
+   * `issuedAt` is already stored, nothing is written and 'stale' is returned: a slow writer
+   * can never undo a newer refresh. Equal `issuedAt` overwrites (metadata updates such as the
+   * shop list). Resolves only after the write is durable (file: fsync + rename; redis: reply).
+   */
+  put(record: TokenRecord): Promise<PutResult>;
+
+  /** Forget a record. No error when it does not exist. */
+  delete(upstream: string, merchant: string): Promise<void>;
+
+  /**
+   * Run `fn` while holding the refresh lock for (upstream, merchant) across every process that
+   * shares the store. The lock has a lease of `leaseMs`, renewed while `fn` runs and released
+   * when it settles. Resolves `{ acquired: false }` at once when someone else holds it.
+   */
+  withLock<T>(
+    upstream: string,
+    merchant: string,
+    leaseMs: number,
+    fn: () => Promise<T>,
+  ): Promise<{ acquired: true; value: T } | { acquired: false }>;
+
+  /** True while someone (any process) holds the lock. */
+  isLocked(upstream: string, merchant: string): Promise<boolean>;
+
+  /**
+   * Be told when a record changes in another process (redis pub/sub; a no-op for memory and
+   * file, which are single-process). `resync` is called after a reconnect, when changes may
+   * have been missed. Returns an unsubscribe function.
+   */
+  subscribe(listener: StoreListener): () => void;
+
+  close(): Promise<void>;
+}
+
+export interface StoreListener {
+  changed(upstream: string, merchant: string): void;
+  resync(): void;
+}
+
+/** Thrown by a store when it cannot be reached or cannot write. Never carries a token. */
+export class StoreError extends Error {
+  override readonly name = 'StoreError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
