@@ -1,0 +1,112 @@
+/**
+ * State shared by both simulators' control surfaces: the simulated clock, injected latency,
+ * injected failures and the log of every request received.
+ */
+
+/** How the next business requests fail (see `failNext`). */
+export interface FailNextOptions {
+  /** Envelope code to answer (HTTP 200). Default: the simulator's server-error code. */
+  code?: number;
+  /** Envelope message. Default: that code's usual message. */
+  message?: string;
+  /** Answer this raw HTTP status instead of an envelope. */
+  httpStatus?: number;
+  /** Raw body for `httpStatus` answers: a string as-is, anything else as JSON. Default empty. */
+  body?: unknown;
+  /** Also fail requests to the token endpoint (default: token calls are not affected). */
+  includeTokenEndpoint?: boolean;
+}
+
+/** One request as the simulator received it. */
+export interface RecordedRequest {
+  method: string;
+  /** Path including the query string, exactly as received. */
+  path: string;
+  /** Header names lower-cased; repeated headers joined with ", ". */
+  headers: Record<string, string>;
+  rawBody: string;
+  /** Envelope code answered, or the HTTP status when the answer was a raw HTTP error. */
+  code: number;
+  /** Simulated-clock time (Unix ms) when the request was received. */
+  at: number;
+}
+
+export class SimCore {
+  #offsetMs = 0;
+  #latencyMs = 0;
+  #failure: { remaining: number; options: FailNextOptions } | undefined;
+  #requests: RecordedRequest[] = [];
+
+  /** Simulated time: real time + offset (Unix ms). */
+  now(): number {
+    return Date.now() + this.#offsetMs;
+  }
+
+  get clockOffsetMs(): number {
+    return this.#offsetMs;
+  }
+
+  get latencyMs(): number {
+    return this.#latencyMs;
+  }
+
+  setClockOffset(ms: number): void {
+    if (typeof ms !== 'number' || !Number.isFinite(ms)) throw new TypeError('setClockOffset: ms must be a finite number');
+    this.#offsetMs = Math.trunc(ms);
+  }
+
+  setLatency(ms: number): void {
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) throw new TypeError('setLatency: ms must be a number >= 0');
+    this.#latencyMs = ms;
+  }
+
+  /** The next `count` business requests fail as described. Replaces any pending failure; 0 clears it. */
+  failNext(count: number, options: FailNextOptions = {}): void {
+    if (!Number.isInteger(count) || count < 0) throw new TypeError('failNext: count must be an integer >= 0');
+    if (options.httpStatus !== undefined && (!Number.isInteger(options.httpStatus) || options.httpStatus < 100 || options.httpStatus > 599)) {
+      throw new TypeError('failNext: httpStatus must be an integer 100..599');
+    }
+    if (options.code !== undefined && !Number.isInteger(options.code)) throw new TypeError('failNext: code must be an integer');
+    if (options.message !== undefined && typeof options.message !== 'string') throw new TypeError('failNext: message must be a string');
+    this.#failure = count === 0 ? undefined : { remaining: count, options: { ...options } };
+  }
+
+  /** Consumes one pending failure if it applies to this request. */
+  takeFailure(isTokenEndpoint: boolean): FailNextOptions | undefined {
+    const f = this.#failure;
+    if (!f) return undefined;
+    if (isTokenEndpoint && !f.options.includeTokenEndpoint) return undefined;
+    f.remaining--;
+    if (f.remaining <= 0) this.#failure = undefined;
+    return f.options;
+  }
+
+  get pendingFailures(): number {
+    return this.#failure?.remaining ?? 0;
+  }
+
+  record(request: RecordedRequest): void {
+    this.#requests.push(request);
+  }
+
+  /** A copy of the request log, oldest first. */
+  requests(): RecordedRequest[] {
+    return this.#requests.map((r) => ({ ...r, headers: { ...r.headers } }));
+  }
+
+  /** Clears the request log, pending failures are kept (use failNext(0) to clear them). */
+  clearRequests(): void {
+    this.#requests = [];
+  }
+}
+
+/** Thrown by control operations; over HTTP it becomes that status with `{error}`. */
+export class ControlError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ControlError';
+  }
+}

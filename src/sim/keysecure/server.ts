@@ -1,0 +1,128 @@
+/** The KeySecure merchant open-platform simulator: startKeySecureSim() and its control object. */
+import { ControlError, SimCore, type FailNextOptions, type RecordedRequest } from '../control.js';
+import { asRecord, commonControlRoutes, requireString, requireStringArray } from '../control-routes.js';
+import { startSimServer, type ControlRoute } from '../server-base.js';
+import { answerKeySecure } from './handler.js';
+import { KeySecureState } from './state.js';
+
+export interface KeySecureSimOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 0 (ephemeral). */
+  port?: number;
+  /** whitelist default: loopback ['127.0.0.1', '::1', '::ffff:127.0.0.1']. */
+  apiKeys: Array<{ apiKey: string; apiSecret?: string; whitelist?: string[] }>;
+  /** Lifetime of issued access tokens. Default 24 h. */
+  tokenLifetimeMs?: number;
+  /** Oldest accepted Timestamp, in ms behind the simulated clock. Default 60 000. */
+  timestampWindowMs?: number;
+}
+
+export interface KeySecureSimCounters {
+  /** Every request to GET /open-api/v1/merchant/token (any outcome). */
+  tokenCalls: number;
+  requests: RecordedRequest[];
+}
+
+export interface KeySecureControl {
+  setClockOffset(ms: number): void;
+  setLatency(ms: number): void;
+  failNext(count: number, options?: FailNextOptions): void;
+  counters(): KeySecureSimCounters;
+  reset(): void;
+  clock(): { offsetMs: number; now: number };
+  /** Every token of that Api-Key (all keys when omitted) answers 1007 from now on. */
+  revokeTokens(apiKey?: string): void;
+  /** Every token of that Api-Key (all keys when omitted) is expired from now on. */
+  expireTokens(apiKey?: string): void;
+  setWhitelist(apiKey: string, ips: string[]): void;
+}
+
+export interface KeySecureSim {
+  /** 'http://127.0.0.1:PORT' (paths start with /open-api) */
+  baseUrl: string;
+  port: number;
+  control: KeySecureControl;
+  close(): Promise<void>;
+}
+
+function nonNegative(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new TypeError(`${name} must be a number >= 0`);
+  return value;
+}
+
+function optionalApiKey(body: unknown): string | undefined {
+  const obj = asRecord(body);
+  return obj['apiKey'] === undefined ? undefined : requireString(obj, 'apiKey');
+}
+
+function keySecureControlRoutes(control: KeySecureControl): ControlRoute[] {
+  return [
+    ...commonControlRoutes(control),
+    {
+      method: 'POST',
+      pattern: /^\/tokens\/revoke$/,
+      handle: (_p, body) => {
+        control.revokeTokens(optionalApiKey(body));
+        return { ok: true };
+      },
+    },
+    {
+      method: 'POST',
+      pattern: /^\/tokens\/expire$/,
+      handle: (_p, body) => {
+        control.expireTokens(optionalApiKey(body));
+        return { ok: true };
+      },
+    },
+    {
+      method: 'PUT',
+      pattern: /^\/keys\/([^/]+)\/whitelist$/,
+      handle: ([apiKey = ''], body) => {
+        const ips = requireStringArray(asRecord(body), 'ips');
+        control.setWhitelist(apiKey, ips);
+        return { apiKey, ips };
+      },
+    },
+  ];
+}
+
+export async function startKeySecureSim(opts: KeySecureSimOptions): Promise<KeySecureSim> {
+  if (!Array.isArray(opts.apiKeys) || opts.apiKeys.length === 0) throw new TypeError('startKeySecureSim: apiKeys must list at least one key');
+  const core = new SimCore();
+  const state = new KeySecureState(
+    nonNegative('tokenLifetimeMs', opts.tokenLifetimeMs, 24 * 60 * 60 * 1000),
+    nonNegative('timestampWindowMs', opts.timestampWindowMs, 60_000),
+  );
+  for (const k of opts.apiKeys) state.addKey(k.apiKey, k.apiSecret, k.whitelist);
+
+  const control: KeySecureControl = {
+    setClockOffset: (ms) => core.setClockOffset(ms),
+    setLatency: (ms) => core.setLatency(ms),
+    failNext: (count, options) => core.failNext(count, options),
+    counters: () => ({ tokenCalls: state.tokenCalls, requests: core.requests() }),
+    reset: () => {
+      state.tokenCalls = 0;
+      core.clearRequests();
+    },
+    clock: () => ({ offsetMs: core.clockOffsetMs, now: core.now() }),
+    revokeTokens: (apiKey) => state.revokeTokens(apiKey),
+    expireTokens: (apiKey) => state.expireTokens(apiKey, core.now()),
+    setWhitelist: (apiKey, ips) => {
+      if (!state.keys.has(apiKey)) throw new ControlError(404, `unknown apiKey ${JSON.stringify(apiKey)}`);
+      state.setWhitelist(apiKey, ips);
+    },
+  };
+
+  const host = opts.host ?? '127.0.0.1';
+  const running = await startSimServer({
+    host,
+    port: opts.port ?? 0,
+    core,
+    controlRoutes: keySecureControlRoutes(control),
+    parseControlBody: (text) => JSON.parse(text) as unknown,
+    answer: (req) => answerKeySecure(state, core, req),
+  });
+  return { baseUrl: `http://${running.urlHost}:${running.port}`, port: running.port, control, close: running.close };
+}
