@@ -1,0 +1,37 @@
+import { FileStore } from './file-store.js';
+import { MemoryStore } from './memory-store.js';
+import { RedisStore } from './redis-store.js';
+import type { TokenStore } from './types.js';
+
+export type StoreConfig =
+  | { type: 'memory'; maxEntries?: number }
+  | { type: 'file'; path: string }
+  | { type: 'redis'; url: string; keyPrefix?: string };
+
+export interface StoreHooks {
+  /** true after each successful store operation, false after a failed one or a lost
+   *  connection: drives `countersign_store_up`. */
+  onStatus?(up: boolean): void;
+}
+
+/** Build (not open) the store the config names. */
+export function createStore(cfg: StoreConfig, hooks: StoreHooks = {}): TokenStore {
+  const onStatus = hooks.onStatus === undefined ? undefined : (up: boolean) => hooks.onStatus?.(up);
+  const common = onStatus === undefined ? {} : { onStatus };
+  switch (cfg.type) {
+    case 'memory':
+      return new MemoryStore({ ...common, ...(cfg.maxEntries === undefined ? {} : { max: cfg.maxEntries }) });
+    case 'file':
+      return new FileStore({ path: cfg.path, ...common });
+    case 'redis':
+      return new RedisStore({
+        url: cfg.url,
+        ...(cfg.keyPrefix === undefined ? {} : { keyPrefix: cfg.keyPrefix }),
+        ...common,
+      });
+    default: {
+      const unknown: never = cfg;
+      throw new TypeError(`unknown store type ${JSON.stringify((unknown as { type?: unknown }).type)}`);
+    }
+  }
+}
