@@ -1,0 +1,92 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve as resolvePath } from 'node:path';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { formatDuration } from './duration.js';
+import { type Env, formatPath, interpolateEnv, resolveSecretFiles } from './resolve.js';
+import { configSchema, type ParsedConfig } from './schema.js';
+
+/** The validated, frozen config every module receives. */
+export type Config = Readonly<ParsedConfig> & { readonly source: string };
+
+/**
+ * Parse YAML text into a Config, collecting every problem (YAML syntax, missing variables,
+ * unreadable secret files, schema violations) into one ConfigError.
+ */
+export function parseConfig(text: string, opts: { env?: Env; baseDir?: string; source?: string } = {}): Config {
+  const env = opts.env ?? process.env;
+  const problems: string[] = [];
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  for (const err of doc.errors) problems.push(`yaml: ${err.message.split('\n')[0]}`);
+  if (problems.length) throw new ConfigError(problems);
+
+  let raw = doc.toJS({ maxAliasCount: 50 }) as unknown;
+  if (raw === null || raw === undefined) raw = {};
+  raw = interpolateEnv(raw, env, problems);
+  raw = resolveSecretFiles(raw, opts.baseDir ?? process.cwd(), problems);
+
+  const result = configSchema.safeParse(raw);
+  if (!result.success) problems.push(...result.error.issues.flatMap(describeIssue));
+  if (problems.length || !result.success) throw new ConfigError(dedupe(problems));
+
+  const cfg = result.data;
+  if (cfg.store.type === 'file') cfg.store.path = resolvePath(opts.baseDir ?? process.cwd(), cfg.store.path);
+  return deepFreeze({ ...cfg, source: opts.source ?? '(inline)' });
+}
+
+/** Read and parse the config file at `file`. */
+export function loadConfig(file: string, env: Env = process.env): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`]);
+  }
+  return parseConfig(text, { env, baseDir: dirname(resolvePath(file)), source: resolvePath(file) });
+}
+
+function describeIssue(issue: z.ZodIssue): string[] {
+  const at = formatPath(issue.path);
+  if (issue.code === z.ZodIssueCode.unrecognized_keys) {
+    return issue.keys.map((k) => `${formatPath([...issue.path, k])}: unknown key`);
+  }
+  if (issue.code === z.ZodIssueCode.invalid_type && issue.received === 'undefined') return [`${at}: required`];
+  return [`${at}: ${issue.message}`];
+}
+
+function dedupe(list: string[]): string[] {
+  return [...new Set(list)];
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/** A summary of the config without any secret, for `check-config` and the startup log. */
+export function summarizeConfig(cfg: Config): string {
+  const lines = [
+    `config: ${cfg.source}`,
+    `listen: proxy ${cfg.listen.proxy}, admin ${cfg.listen.admin}${cfg.admin.token ? ' (admin token set)' : ''}`,
+    `store: ${cfg.store.type}${cfg.store.type === 'file' ? ` at ${cfg.store.path}` : ''}${cfg.store.type === 'redis' ? ` (keyPrefix "${cfg.store.keyPrefix}")` : ''}`,
+    `limits: maxBodyBytes ${cfg.limits.maxBodyBytes}`,
+    `callers: ${cfg.callers ? cfg.callers.map((c) => `${c.name} [${c.allow.join(', ')}]`).join('; ') : 'none (no caller authentication)'}`,
+    'upstreams:',
+  ];
+  for (const [name, u] of Object.entries(cfg.upstreams)) {
+    if (u.type === 'keeta') {
+      lines.push(
+        `  ${name}: keeta ${u.baseUrl} appId ${u.appId}, refreshBefore ${formatDuration(u.refreshBefore)}, timeout ${formatDuration(u.timeout)}, tokenErrorCodes [${u.tokenErrorCodes.join(', ')}], appLevelPaths [${u.appLevelPaths.join(', ')}]`,
+      );
+    } else {
+      lines.push(
+        `  ${name}: keysecure ${u.baseUrl}, refreshBefore ${formatDuration(u.refreshBefore)}, timeout ${formatDuration(u.timeout)}${u.timezone ? `, timezone ${u.timezone}` : ''}${u.language ? `, language ${u.language}` : ''}`,
+      );
+    }
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,166 @@
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+/**
+ * The config file's schema (SPEC.md "Config file"). Unknown keys are errors everywhere.
+ * Validation only: interpolation and `<key>File` secrets happen before (resolve.ts).
+ */
+
+const duration = z
+  .string({ invalid_type_error: 'expected a duration such as 250ms, 10s, 5m, 4d' })
+  .transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === undefined) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `"${text}" is not a duration (use 250ms, 10s, 5m, 2h, 4d)` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const positiveInt = z.union([z.number(), z.string().regex(/^\d+$/, 'expected a whole number').transform(Number)]).pipe(
+  z.number().int('expected a whole number').positive('must be greater than 0'),
+);
+
+const secret = z.string({ required_error: 'required', invalid_type_error: 'expected a string' }).min(1, 'must not be empty');
+
+const hostPort = z
+  .string({ invalid_type_error: 'expected host:port, e.g. 127.0.0.1:9090 or [::1]:9090' })
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:9090 or [::1]:9090');
+
+const httpUrl = z
+  .string({ required_error: 'required' })
+  .url('expected an absolute URL')
+  .refine((u) => /^https?:\/\//.test(u), 'expected an http:// or https:// URL')
+  .refine((u) => !u.includes('?') && !u.includes('#'), 'must not contain a query or fragment')
+  .transform((u) => u.replace(/\/+$/, ''));
+
+const upstreamPath = z.string().regex(/^\/[^?#\s]*$/, 'expected a path starting with /');
+
+const keetaUpstream = z
+  .object({
+    type: z.literal('keeta'),
+    baseUrl: httpUrl,
+    /** Overrides baseUrl in the string to sign, for hosts reached through an alias (protocols.md 4.1). */
+    signUrlBase: httpUrl.optional(),
+    appId: z
+      .union([z.number().int().nonnegative(), z.string().regex(/^\d+$/, 'expected digits')], {
+        required_error: 'required',
+        invalid_type_error: 'expected a number',
+      })
+      .transform(String),
+    appSecret: secret,
+    refreshBefore: duration.default('4d'),
+    refreshSpacing: duration.default('60s'),
+    tokenErrorCodes: z.array(z.number().int()).default([]),
+    appLevelPaths: z.array(upstreamPath).default(['/base/callback/url/set']),
+    timeout: duration.default('10s'),
+  })
+  .strict();
+
+const keysecureUpstream = z
+  .object({
+    type: z.literal('keysecure'),
+    baseUrl: httpUrl,
+    apiKey: secret,
+    /** Issued with the Api-Key; used to verify platform callbacks, not for outbound calls. */
+    apiSecret: secret.optional(),
+    timezone: z.string().regex(/^UTC[+-]\d{1,2}(:\d{2})?$/, 'expected e.g. UTC+8').optional(),
+    language: z.enum(['en_US', 'zh_CN']).optional(),
+    refreshBefore: duration.default('5m'),
+    /** Stamp this far in the past so a timestamp never lands in the upstream's future (protocols.md 4.3). */
+    timestampMargin: duration.default('1s'),
+    timeout: duration.default('10s'),
+  })
+  .strict();
+
+const upstream = z.discriminatedUnion('type', [keetaUpstream, keysecureUpstream], {
+  errorMap: (issue, ctx) =>
+    issue.code === z.ZodIssueCode.invalid_union_discriminator
+      ? { message: 'type must be one of: keeta, keysecure' }
+      : { message: ctx.defaultError },
+});
+
+const UPSTREAM_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+const caller = z
+  .object({
+    name: z.string({ required_error: 'required' }).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, . _ - only'),
+    token: secret.refine((t) => t.length >= 16, 'must be at least 16 characters'),
+    allow: z.array(z.string().regex(/^[^:\s]+:(\*|\/\S*)$/, 'expected "upstream:/path/glob" or "upstream:*"')).min(1, 'list at least one upstream:path'),
+  })
+  .strict();
+
+const store = z.discriminatedUnion(
+  'type',
+  [
+    z.object({ type: z.literal('memory'), maxEntries: positiveInt.default(100_000) }).strict(),
+    z.object({ type: z.literal('file'), path: z.string().min(1).default('./data/tokens.json') }).strict(),
+    z
+      .object({
+        type: z.literal('redis'),
+        url: z.string({ required_error: 'required' }).regex(/^rediss?:\/\//, 'expected redis://host:port/db'),
+        keyPrefix: z.string().default('countersign:'),
+      })
+      .strict(),
+  ],
+  {
+    errorMap: (issue, ctx) =>
+      issue.code === z.ZodIssueCode.invalid_union_discriminator
+        ? { message: 'type must be one of: memory, file, redis' }
+        : { message: ctx.defaultError },
+  },
+);
+
+export const configSchema = z
+  .object({
+    listen: z
+      .object({ proxy: hostPort.default('0.0.0.0:8080'), admin: hostPort.default('127.0.0.1:9090') })
+      .strict()
+      .default({}),
+    admin: z.object({ token: secret.refine((t) => t.length >= 16, 'must be at least 16 characters').optional() }).strict().default({}),
+    store: store.default({ type: 'file' }),
+    limits: z.object({ maxBodyBytes: positiveInt.default(1_048_576) }).strict().default({}),
+    callers: z.array(caller).min(1, 'remove the key or list at least one caller').optional(),
+    upstreams: z.record(z.string(), upstream, { required_error: 'required' }),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    const names = Object.keys(cfg.upstreams);
+    if (names.length === 0) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['upstreams'], message: 'configure at least one upstream' });
+    for (const name of names) {
+      if (!UPSTREAM_NAME.test(name)) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['upstreams', name], message: 'name must be lowercase letters, digits, - or _ (it is the first path segment)' });
+      }
+    }
+    const seenNames = new Set<string>();
+    const seenTokens = new Set<string>();
+    cfg.callers?.forEach((c, i) => {
+      if (seenNames.has(c.name)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['callers', i, 'name'], message: `duplicate caller name "${c.name}"` });
+      if (seenTokens.has(c.token)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['callers', i, 'token'], message: 'the same token is given to two callers' });
+      seenNames.add(c.name);
+      seenTokens.add(c.token);
+      c.allow.forEach((rule, j) => {
+        const up = rule.slice(0, rule.indexOf(':'));
+        if (up !== '*' && !Object.hasOwn(cfg.upstreams, up)) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['callers', i, 'allow', j], message: `names unknown upstream "${up}"` });
+        }
+      });
+    });
+    const adminHost = cfg.listen.admin.replace(/:\d+$/, '');
+    if (!isLoopbackHost(adminHost) && !cfg.admin.token) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['admin', 'token'], message: `required when the admin listener is not on loopback (listen.admin is ${cfg.listen.admin})` });
+    }
+  });
+
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+export type RawConfig = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;
+export type UpstreamConfig = ParsedConfig['upstreams'][string];
+export type KeetaUpstreamConfig = Extract<UpstreamConfig, { type: 'keeta' }>;
+export type KeySecureUpstreamConfig = Extract<UpstreamConfig, { type: 'keysecure' }>;
+export type StoreConfig = ParsedConfig['store'];
+export type CallerConfig = NonNullable<ParsedConfig['callers']>[number];
