@@ -168,8 +168,12 @@ export function createMetrics(options: MetricsOptions = {}) {
   for (const upstream of options.upstreams ?? []) {
     inflight.set({ upstream }, 0);
     clockOffset.set({ upstream }, 0);
+    // Every bounded series exists from the start, so rate() and increase() see the first event.
     for (const reason of ['token', 'clock_skew'] as const) retries.inc({ upstream, reason }, 0);
-    for (const cls of ['success', 'rejected'] as const) requests.inc({ upstream, class: cls }, 0);
+    for (const cls of CLASSES) requests.inc({ upstream, class: cls }, 0);
+    for (const trigger of ['proactive', 'on_demand', 'rejected', 'admin'] as const) {
+      for (const result of ['success', 'failure'] as const) tokenRefreshes.inc({ upstream, trigger, result }, 0);
+    }
   }
 
   if (options.collectDefaults ?? true) collectDefaultMetrics({ register: registry });

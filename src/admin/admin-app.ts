@@ -1,0 +1,111 @@
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import Router from '@koa/router';
+import Koa from 'koa';
+import type { Registry } from 'prom-client';
+import { readBody } from '../edge/read-body.js';
+import { GatewayError, isGatewayError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { TokenAdmin } from './token-admin.js';
+
+export interface Readiness {
+  ready: boolean;
+  status: 'starting' | 'ready' | 'draining';
+  store: 'ok' | 'unavailable';
+}
+
+export interface AdminAppDeps {
+  registry: Registry;
+  tokenAdmin: TokenAdmin;
+  readiness: () => Readiness;
+  /** When set, /admin/* requires `Authorization: Bearer <token>`. */
+  adminToken: string | undefined;
+  log: Logger;
+}
+
+const ADMIN_BODY_LIMIT = 1024 * 1024;
+
+/**
+ * The admin listener: /healthz, /readyz, /metrics and the token admin API. Separate from the
+ * proxy listener so no proxied path can shadow these.
+ */
+export function createAdminApp(deps: AdminAppDeps): Koa {
+  const { registry, tokenAdmin, readiness, adminToken, log } = deps;
+  const app = new Koa();
+  app.silent = true;
+  const router = new Router();
+  const tokenDigest = adminToken ? createHash('sha256').update(adminToken).digest() : undefined;
+
+  app.use(async function adminErrors(ctx, next) {
+    const requestId = ctx.get('x-request-id') || randomUUID();
+    ctx.set('X-Request-Id', requestId);
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) throw new GatewayError('NOT_FOUND', `no admin route ${ctx.method} ${ctx.path}`);
+    } catch (err) {
+      const gw = isGatewayError(err) ? err : new GatewayError('INTERNAL', 'internal error; see the proxy log for this requestId');
+      if (!isGatewayError(err)) log.error({ requestId, err: (err as Error).message }, 'admin request failed');
+      ctx.status = gw.status;
+      ctx.set(gw.headers);
+      ctx.body = gw.toJSON(requestId);
+    }
+    if (ctx.path.startsWith('/admin/')) {
+      log.info({ requestId, method: ctx.method, path: ctx.path, status: ctx.status }, 'admin');
+    }
+  });
+
+  router.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+
+  router.get('/readyz', (ctx) => {
+    const r = readiness();
+    ctx.status = r.ready ? 200 : 503;
+    ctx.body = { status: r.status, store: r.store };
+  });
+
+  router.get('/metrics', async (ctx) => {
+    ctx.type = registry.contentType;
+    ctx.body = await registry.metrics();
+  });
+
+  router.use('/admin', async function adminAuth(ctx, next) {
+    if (tokenDigest) {
+      const m = /^Bearer[ ]+(\S+)\s*$/i.exec(ctx.get('authorization'));
+      const presented = createHash('sha256').update(m?.[1] ?? '').digest();
+      if (!m || !timingSafeEqual(presented, tokenDigest)) {
+        throw new GatewayError('ADMIN_UNAUTHENTICATED', 'send Authorization: Bearer <admin token>', {
+          headers: { 'WWW-Authenticate': 'Bearer realm="countersign-admin"' },
+        });
+      }
+    }
+    await next();
+  });
+
+  const body = (ctx: Koa.Context) => readBody(ctx.req, ADMIN_BODY_LIMIT);
+
+  router.get('/admin/tokens', (ctx) => {
+    ctx.body = tokenAdmin.list();
+  });
+  router.put('/admin/upstreams/:u/merchants/:m/token', async (ctx) => {
+    await tokenAdmin.importPair(ctx.params.u!, ctx.params.m!, await body(ctx));
+    ctx.status = 204;
+  });
+  router.put('/admin/upstreams/:u/merchants/:m/shops', async (ctx) => {
+    await tokenAdmin.replaceShops(ctx.params.u!, ctx.params.m!, await body(ctx));
+    ctx.status = 204;
+  });
+  router.post('/admin/upstreams/:u/merchants/:m/refresh', async (ctx) => {
+    ctx.body = await tokenAdmin.refresh(ctx.params.u!, ctx.params.m!);
+  });
+  router.delete('/admin/upstreams/:u/merchants/:m', async (ctx) => {
+    await tokenAdmin.forget(ctx.params.u!, ctx.params.m!);
+    ctx.status = 204;
+  });
+  router.post('/admin/upstreams/:u/refresh', async (ctx) => {
+    ctx.body = await tokenAdmin.refresh(ctx.params.u!);
+  });
+
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  return app;
+}

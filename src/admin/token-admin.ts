@@ -1,0 +1,198 @@
+import type { Clock } from '../clock.js';
+import { GatewayError } from '../errors.js';
+import { getField, JsonSyntaxError, parseJsonText, type JsonNode, type JsonObjectNode } from '../keeta/json-text.js';
+import type { TokenCache } from '../tokens/token-cache.js';
+import type { TokenService } from '../tokens/token-service.js';
+import { KEYSECURE_MERCHANT, type TokenRecord, type TokenStore } from '../tokens/types.js';
+
+export interface AdminUpstream {
+  name: string;
+  type: 'keeta' | 'keysecure';
+  tokens: TokenService;
+}
+
+/**
+ * The admin API's token operations (SPEC.md "Admin API"). Answers never contain a token:
+ * only states, times, counts and failure messages.
+ */
+export class TokenAdmin {
+  constructor(
+    private readonly upstreams: ReadonlyMap<string, AdminUpstream>,
+    private readonly store: TokenStore,
+    private readonly cache: TokenCache,
+    private readonly clock: Clock,
+  ) {}
+
+  list() {
+    const now = this.clock.now();
+    return {
+      upstreams: [...this.upstreams.values()].map((u) => ({
+        name: u.name,
+        type: u.type,
+        merchants: [...this.cache.records(u.name)].map((rec) => {
+          const failure = u.tokens.lastFailure(rec.merchant);
+          return {
+            merchant: u.type === 'keysecure' ? null : rec.merchant,
+            state: u.tokens.state(rec, now),
+            expiresAt: new Date(rec.expiresAt).toISOString(),
+            refreshedAt: new Date(rec.refreshedAt).toISOString(),
+            issuedAt: new Date(rec.issuedAt).toISOString(),
+            shopCount: rec.shopIds.length,
+            ...(failure && {
+              lastRefreshError: { message: failure.message, at: new Date(failure.failedAt).toISOString(), failures: failure.failures },
+            }),
+          };
+        }),
+      })),
+    };
+  }
+
+  /** PUT …/merchants/{m}/token: import a Keeta pair. */
+  async importPair(upstream: string, merchant: string, rawBody: Buffer): Promise<void> {
+    const u = this.keeta(upstream);
+    checkMerchantId(merchant);
+    const body = parseObject(rawBody);
+    const accessToken = requireString(body, 'accessToken');
+    const refreshToken = requireString(body, 'refreshToken');
+    const expiresIn = requirePositiveInt(body, 'expiresIn');
+    const issuedAtTime = requirePositiveInt(body, 'issuedAtTime');
+    const shopNode = getField(body, 'shopIds');
+    const existing = this.cache.get(u.name, merchant) ?? (await this.storeGet(u.name, merchant));
+    const shopIds = shopNode ? parseShopIds(shopNode) : [...(existing?.shopIds ?? [])];
+    this.checkShopOwners(u.name, merchant, shopIds);
+    const record: TokenRecord = {
+      upstream: u.name,
+      merchant,
+      accessToken,
+      refreshToken,
+      issuedAt: issuedAtTime,
+      expiresAt: issuedAtTime + expiresIn * 1000,
+      // The 60 s spacing between renewals counts from when the upstream issued this pair.
+      refreshedAt: Math.min(this.clock.now(), issuedAtTime),
+      shopIds,
+    };
+    await this.write(record, `a newer pair for merchant "${merchant}" is already stored; nothing was changed`);
+    u.tokens.forget(merchant);
+  }
+
+  /** PUT …/merchants/{m}/shops */
+  async replaceShops(upstream: string, merchant: string, rawBody: Buffer): Promise<void> {
+    const u = this.keeta(upstream);
+    const body = parseObject(rawBody);
+    const node = getField(body, 'shopIds');
+    if (!node) throw new GatewayError('BAD_REQUEST', 'shopIds: required');
+    const shopIds = parseShopIds(node);
+    const current = this.cache.get(u.name, merchant) ?? (await this.storeGet(u.name, merchant));
+    if (!current) throw new GatewayError('NOT_FOUND', `no merchant "${merchant}" of ${u.name}; import its token first`);
+    this.checkShopOwners(u.name, merchant, shopIds);
+    await this.write({ ...current, shopIds }, 'the pair changed while the shops were written; try again');
+  }
+
+  /** POST …/merchants/{m}/refresh (Keeta) and …/refresh (KeySecure). */
+  async refresh(upstream: string, merchant?: string): Promise<{ expiresAt: string }> {
+    const u = this.upstreams.get(upstream);
+    if (!u) throw new GatewayError('NOT_FOUND', `no upstream "${upstream}"`);
+    if (u.type === 'keeta' && merchant === undefined) {
+      throw new GatewayError('BAD_REQUEST', `${upstream} is a Keeta upstream: refresh one merchant with POST /admin/upstreams/${upstream}/merchants/{merchant}/refresh`);
+    }
+    if (u.type === 'keysecure' && merchant !== undefined) {
+      throw new GatewayError('BAD_REQUEST', `${upstream} is a KeySecure upstream with one token: POST /admin/upstreams/${upstream}/refresh`);
+    }
+    const m = merchant ?? KEYSECURE_MERCHANT;
+    if (u.type === 'keeta' && !this.cache.get(u.name, m) && !(await this.storeGet(u.name, m))) {
+      throw new GatewayError('NOT_FOUND', `no merchant "${m}" of ${u.name}`);
+    }
+    const rec = await u.tokens.refresh(m, 'admin');
+    return { expiresAt: new Date(rec.expiresAt).toISOString() };
+  }
+
+  /** DELETE …/merchants/{m} */
+  async forget(upstream: string, merchant: string): Promise<void> {
+    const u = this.keeta(upstream);
+    try {
+      await this.store.delete(u.name, merchant);
+    } catch (err) {
+      throw new GatewayError('STORE_UNAVAILABLE', 'the token store cannot be reached; nothing was deleted', { cause: err });
+    }
+    this.cache.delete(u.name, merchant);
+    u.tokens.forget(merchant);
+  }
+
+  private keeta(upstream: string): AdminUpstream {
+    const u = this.upstreams.get(upstream);
+    if (!u) throw new GatewayError('NOT_FOUND', `no upstream "${upstream}"`);
+    if (u.type !== 'keeta') throw new GatewayError('BAD_REQUEST', `${upstream} is a ${u.type} upstream; merchants belong to Keeta upstreams`);
+    return u;
+  }
+
+  private checkShopOwners(upstream: string, merchant: string, shopIds: string[]): void {
+    for (const shop of shopIds) {
+      const owner = this.cache.merchantForShop(upstream, shop);
+      if (owner !== undefined && owner !== merchant) {
+        throw new GatewayError('CONFLICT', `shopId ${shop} already belongs to merchant "${owner}"; remove it there first`);
+      }
+    }
+  }
+
+  private async storeGet(upstream: string, merchant: string): Promise<TokenRecord | undefined> {
+    try {
+      return await this.store.get(upstream, merchant);
+    } catch (err) {
+      throw new GatewayError('STORE_UNAVAILABLE', 'the token store cannot be reached', { cause: err });
+    }
+  }
+
+  private async write(record: TokenRecord, staleMessage: string): Promise<void> {
+    let result;
+    try {
+      result = await this.store.put(record);
+    } catch (err) {
+      throw new GatewayError('STORE_UNAVAILABLE', 'the token store cannot be reached; nothing was changed', { cause: err });
+    }
+    if (result === 'stale') throw new GatewayError('CONFLICT', staleMessage);
+    this.cache.set(record);
+  }
+}
+
+const MERCHANT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function checkMerchantId(m: string): void {
+  if (!MERCHANT_ID.test(m) || m === KEYSECURE_MERCHANT) throw new GatewayError('BAD_REQUEST', 'merchant ids are 1-128 characters of letters, digits, . _ : -');
+}
+
+function parseObject(raw: Buffer): JsonObjectNode {
+  let node: JsonNode;
+  try {
+    node = parseJsonText(raw.toString('utf8'));
+  } catch (err) {
+    if (err instanceof JsonSyntaxError) throw new GatewayError('BAD_JSON', `the body is not valid JSON: ${err.message}`);
+    throw err;
+  }
+  if (node.kind !== 'object') throw new GatewayError('BAD_JSON', 'the body must be a JSON object');
+  return node;
+}
+
+function requireString(body: JsonObjectNode, key: string): string {
+  const n = getField(body, key);
+  if (n?.kind !== 'string' || n.value === '') throw new GatewayError('BAD_REQUEST', `${key}: required, a non-empty string`);
+  return n.value;
+}
+
+function requirePositiveInt(body: JsonObjectNode, key: string): number {
+  const n = getField(body, key);
+  const v = n?.kind === 'number' && /^\d+$/.test(n.lexeme) ? Number(n.lexeme) : NaN;
+  if (!Number.isSafeInteger(v) || v <= 0) throw new GatewayError('BAD_REQUEST', `${key}: required, a positive whole number`);
+  return v;
+}
+
+/** shopIds are int64: kept as exact digit strings, whether sent as JSON numbers or strings. */
+function parseShopIds(node: JsonNode): string[] {
+  if (node.kind !== 'array') throw new GatewayError('BAD_REQUEST', 'shopIds: expected an array of numbers');
+  const out = new Set<string>();
+  for (const item of node.items) {
+    const text = item.kind === 'number' ? item.lexeme : item.kind === 'string' ? item.value : '';
+    if (!/^\d{1,20}$/.test(text)) throw new GatewayError('BAD_REQUEST', 'shopIds: every item must be a whole number (int64)');
+    out.add(text.replace(/^0+(?=\d)/, ''));
+  }
+  return [...out];
+}

@@ -1,0 +1,132 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { buildApp } from './app.js';
+import { loadConfig, summarizeConfig, type Config } from './config/load.js';
+import { ConfigError } from './errors.js';
+import { jsonSyntaxMessage, signCommand } from './sign-command.js';
+import { createLogger } from './logger.js';
+import { listenApp } from './server.js';
+
+const USAGE = `usage:
+  countersign [serve] --config FILE            run the gateway (COUNTERSIGN_CONFIG may name the file)
+  countersign check-config --config FILE       validate the config and print a summary (exit 0 or 2)
+  countersign sign --config FILE --upstream NAME --path /order/get --body JSON [--merchant ID] [--timestamp SEC]
+                                               print the exact string that is hashed and the signature
+  countersign sim keeta|keysecure [--port N]   run a local simulator of an upstream`;
+
+/** Exit codes: 0 fine, 1 runtime failure, 2 bad config or bad usage. */
+export async function main(argv: string[]): Promise<number> {
+  const command = argv[0] && !argv[0].startsWith('-') ? argv[0] : 'serve';
+  const rest = argv[0] === command ? argv.slice(1) : argv;
+  if (command === 'sim') {
+    const { runSimCli, SimUsageError } = await import('./sim/index.js');
+    try {
+      await runSimCli(rest);
+      return 0;
+    } catch (err) {
+      if (err instanceof SimUsageError) {
+        process.stderr.write(`${err.message}\n`);
+        return 2;
+      }
+      throw err;
+    }
+  }
+  if (command === 'help' || argv.includes('--help')) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  let args;
+  try {
+    args = parseArgs({
+      args: rest,
+      options: {
+        config: { type: 'string' },
+        upstream: { type: 'string' },
+        path: { type: 'string' },
+        body: { type: 'string' },
+        merchant: { type: 'string' },
+        timestamp: { type: 'string' },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  const file = args.config ?? process.env.COUNTERSIGN_CONFIG;
+  if (!file) {
+    process.stderr.write(`no config: pass --config FILE or set COUNTERSIGN_CONFIG\n${USAGE}\n`);
+    return 2;
+  }
+  let config: Config;
+  try {
+    config = loadConfig(file);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${file}: invalid config\n${err.problems.join('\n')}\n`);
+      return 2;
+    }
+    throw err;
+  }
+
+  switch (command) {
+    case 'check-config':
+      process.stdout.write(`${summarizeConfig(config)}\nconfig OK\n`);
+      return 0;
+    case 'sign':
+      try {
+        process.stdout.write(await signCommand(config, args));
+        return 0;
+      } catch (err) {
+        process.stderr.write(`${jsonSyntaxMessage(err)}\n`);
+        return 2;
+      }
+    case 'serve':
+      return serve(config);
+    default:
+      process.stderr.write(`unknown command "${command}"\n${USAGE}\n`);
+      return 2;
+  }
+}
+
+async function serve(config: Config): Promise<number> {
+  const log = createLogger();
+  const app = buildApp({ config, logger: log });
+  try {
+    await app.start();
+  } catch (err) {
+    log.fatal({ err: (err as Error).message }, 'cannot start');
+    return 1;
+  }
+  const listening = await listenApp(app, config.listen);
+  log.info({ proxy: listening.proxyUrl, admin: listening.adminUrl, upstreams: Object.keys(config.upstreams) }, 'countersign listening');
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'shutting down: finishing in-flight requests');
+      listening.shutdown().then(
+        () => {
+          log.info('stopped');
+          resolve(0);
+        },
+        (err: unknown) => {
+          log.error({ err: (err as Error).message }, 'error during shutdown');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // Leave the event loop to drain naturally; force only if something keeps it alive.
+    setTimeout(() => process.exit(code), 2000).unref();
+  },
+  (err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  },
+);

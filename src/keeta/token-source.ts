@@ -1,0 +1,89 @@
+import type { Clock } from '../clock.js';
+import type { KeetaUpstreamConfig } from '../config/schema.js';
+import type { Forwarder } from '../proxy/forwarder.js';
+import { splitBaseUrl } from '../proxy/upstream.js';
+import { TokenFetchError, type TokenSource } from '../tokens/token-service.js';
+import type { TokenRecord } from '../tokens/types.js';
+import { jsonString } from './json-text.js';
+import { signKeetaAppCall } from './signer.js';
+
+export const KEETA_TOKEN_PATH = '/base/oauth/token';
+
+/**
+ * Renews a Keeta merchant's pair with its single-use refresh token (protocols.md 1.4, 4.2):
+ * `POST /base/oauth/token` `{grantType: "refresh_token", refreshToken}`, app-signed. The
+ * answer is read flat or wrapped in `{code, message, data}`.
+ */
+export function createKeetaTokenSource(name: string, cfg: KeetaUpstreamConfig, forwarder: Forwarder, clock: Clock): TokenSource {
+  const { origin, basePath } = splitBaseUrl(cfg.baseUrl);
+  const signUrl = `${cfg.signUrlBase ?? cfg.baseUrl}${KEETA_TOKEN_PATH}`;
+  return {
+    obtainsFromNothing: false,
+    async obtain(merchant, current) {
+      if (!current?.refreshToken) throw new TokenFetchError(`merchant "${merchant}" of ${name} has no refresh token; import a new pair`);
+      const signed = signKeetaAppCall(signUrl, cfg.appSecret, cfg.appId, Math.floor(clock.now() / 1000), [
+        ['grantType', jsonString('refresh_token')],
+        ['refreshToken', jsonString(current.refreshToken)],
+      ]);
+      const res = await forwarder.send(origin, {
+        method: 'POST',
+        path: `${basePath}${KEETA_TOKEN_PATH}`,
+        headers: { 'content-type': 'application/json; charset=utf-8', accept: 'application/json' },
+        body: signed.body,
+        timeoutMs: cfg.timeout,
+      });
+      const pair = parseTokenResponse(res.status, res.body);
+      return {
+        upstream: name,
+        merchant,
+        accessToken: pair.accessToken,
+        refreshToken: pair.refreshToken,
+        issuedAt: pair.issuedAtTime,
+        expiresAt: pair.issuedAtTime + pair.expiresIn * 1000,
+        refreshedAt: clock.now(),
+        shopIds: [...current.shopIds],
+      } satisfies TokenRecord;
+    },
+  };
+}
+
+export interface KeetaTokenPair {
+  accessToken: string;
+  refreshToken: string;
+  expiresIn: number;
+  issuedAtTime: number;
+}
+
+/** Parse a token answer, flat or wrapped. Errors never quote the body (it may hold tokens). */
+export function parseTokenResponse(status: number, body: Buffer): KeetaTokenPair {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new TokenFetchError(`Keeta token endpoint answered HTTP ${status} with a body that is not JSON`);
+  }
+  if (!isObject(parsed)) throw new TokenFetchError(`Keeta token endpoint answered HTTP ${status} with an unexpected body`);
+  if (typeof parsed.code === 'number' && parsed.code !== 0) {
+    const message = typeof parsed.message === 'string' ? parsed.message.slice(0, 200) : '';
+    throw new TokenFetchError(`Keeta refused the token refresh: code ${parsed.code}${message ? ` (${message})` : ''}`);
+  }
+  const fields = isObject(parsed.data) ? parsed.data : parsed;
+  const { accessToken, refreshToken, expiresIn, issuedAtTime } = fields;
+  if (
+    typeof accessToken !== 'string' ||
+    accessToken === '' ||
+    typeof refreshToken !== 'string' ||
+    refreshToken === '' ||
+    typeof expiresIn !== 'number' ||
+    !(expiresIn > 0) ||
+    typeof issuedAtTime !== 'number' ||
+    !(issuedAtTime > 0)
+  ) {
+    throw new TokenFetchError('Keeta token answer lacks accessToken, refreshToken, expiresIn or issuedAtTime');
+  }
+  return { accessToken, refreshToken, expiresIn, issuedAtTime };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}

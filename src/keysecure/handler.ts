@@ -1,0 +1,103 @@
+import type { KeySecureUpstreamConfig } from '../config/schema.js';
+import { forwardableRequestHeaders } from '../edge/headers.js';
+import { GatewayError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { classifyKeySecure, keySecureCodeLabel, readEnvelope } from '../proxy/classify.js';
+import { decodeUtf8, headerValue, splitBaseUrl, type Exchange, type UpstreamHandler } from '../proxy/upstream.js';
+import type { TokenService } from '../tokens/token-service.js';
+import { KEYSECURE_MERCHANT } from '../tokens/types.js';
+import { KEYSECURE_TOKEN_PATH } from './token-source.js';
+import type { UpstreamClock } from './upstream-clock.js';
+
+/** Auth headers the proxy sets; callers' copies are dropped. */
+const AUTH_HEADERS = new Set(['api-key', 'timestamp', 'access-token']);
+
+/** Configuration faults (protocols.md 4.3): never retried, logged with the likely cause. */
+const CONFIG_FAULTS: Record<number, string> = {
+  1003: "this host's egress IP is not on the Api-Key's whitelist",
+  1008: 'the configured apiKey does not exist upstream',
+  1010: 'the Api-Key is not enabled upstream',
+  1011: 'the Api-Key has expired upstream',
+  1012: "the merchant's integration mode does not support this call",
+};
+const FAULT_LOG_EVERY_MS = 60_000;
+
+/**
+ * KeySecure (protocols.md 2.x, 4.3): header injection only. Bodies, query strings and methods
+ * pass through byte for byte.
+ */
+export function createKeySecureHandler(deps: {
+  name: string;
+  cfg: KeySecureUpstreamConfig;
+  tokens: TokenService;
+  upstreamClock: UpstreamClock;
+  log: Logger;
+}): UpstreamHandler {
+  const { name, cfg, tokens, upstreamClock, log } = deps;
+  const { origin, basePath } = splitBaseUrl(cfg.baseUrl);
+  const lastFaultLog = new Map<number, number>();
+
+  const reportFault = (code: number) => {
+    const now = Date.now();
+    if ((lastFaultLog.get(code) ?? 0) + FAULT_LOG_EVERY_MS > now) return;
+    lastFaultLog.set(code, now);
+    log.error({ upstream: name, code, likelyCause: CONFIG_FAULTS[code] }, `KeySecure configuration fault ${code}: ${CONFIG_FAULTS[code]}`);
+  };
+
+  return {
+    name,
+    type: 'keysecure',
+    origin,
+    begin(req): Exchange {
+      if (req.body.length > 0) {
+        const text = decodeUtf8(req.body);
+        if (text === undefined) throw new GatewayError('BAD_JSON', 'the body is not valid UTF-8');
+        try {
+          JSON.parse(text);
+        } catch (err) {
+          throw new GatewayError('BAD_JSON', `the body is not valid JSON: ${(err as Error).message.slice(0, 120)}`);
+        }
+      }
+      const isTokenCall = req.path === KEYSECURE_TOKEN_PATH;
+      const headers = forwardableRequestHeaders(req.headers, AUTH_HEADERS);
+      headers['api-key'] = cfg.apiKey;
+      headers['content-type'] ??= 'application/json';
+      if (cfg.timezone && headers['timezone'] === undefined) headers['timezone'] = cfg.timezone;
+      if (cfg.language && headers['language'] === undefined) headers['language'] = cfg.language;
+      const path = basePath + req.path + req.query;
+      const body = req.body.length > 0 ? req.body : undefined;
+      let usedToken: string | undefined;
+
+      return {
+        async prepare() {
+          if (!isTokenCall) {
+            const rec = await tokens.current(KEYSECURE_MERCHANT);
+            if (!rec) throw new GatewayError('TOKEN_UNAVAILABLE', `no Access-Token can be had for ${name} now`, { headers: { 'Retry-After': '5' } });
+            usedToken = rec.accessToken;
+            headers['access-token'] = usedToken;
+          }
+          headers['timestamp'] = upstreamClock.stamp();
+          return { method: req.method, path, headers, ...(body && { body }), timeoutMs: cfg.timeout };
+        },
+        judge(res) {
+          const env = readEnvelope(res.body);
+          const cls = classifyKeySecure(res.status, env);
+          if (!env) return { class: cls };
+          if (CONFIG_FAULTS[env.code]) reportFault(env.code);
+          const retry = env.code === 1007 && usedToken !== undefined ? 'token' : env.code === 1005 ? 'clock_skew' : undefined;
+          return { class: cls, codeLabel: keySecureCodeLabel(env.code), ...(retry && { retry }) };
+        },
+        async recover(reason, res) {
+          if (reason === 'clock_skew') return upstreamClock.learn(headerValue(res.headers, 'date'));
+          if (usedToken === undefined) return false;
+          try {
+            const rec = await tokens.refresh(KEYSECURE_MERCHANT, 'rejected', usedToken);
+            return rec.accessToken !== usedToken;
+          } catch {
+            return false;
+          }
+        },
+      };
+    },
+  };
+}

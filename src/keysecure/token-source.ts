@@ -1,0 +1,70 @@
+import type { Clock } from '../clock.js';
+import type { KeySecureUpstreamConfig } from '../config/schema.js';
+import type { Forwarder, UpstreamResponse } from '../proxy/forwarder.js';
+import { headerValue, splitBaseUrl } from '../proxy/upstream.js';
+import { TokenFetchError, type TokenSource } from '../tokens/token-service.js';
+import type { TokenRecord } from '../tokens/types.js';
+import type { UpstreamClock } from './upstream-clock.js';
+
+export const KEYSECURE_TOKEN_PATH = '/open-api/v1/merchant/token';
+
+/**
+ * Gets a KeySecure Access-Token (protocols.md 2.3): `GET /open-api/v1/merchant/token` with
+ * Api-Key and Timestamp. A 1005 answer corrects the clock offset and is tried once more.
+ * `expired_time` is the upstream's absolute time; it is converted to local time.
+ */
+export function createKeySecureTokenSource(
+  name: string,
+  cfg: KeySecureUpstreamConfig,
+  forwarder: Forwarder,
+  clock: Clock,
+  upstreamClock: UpstreamClock,
+): TokenSource {
+  const { origin, basePath } = splitBaseUrl(cfg.baseUrl);
+  const fetchOnce = (): Promise<UpstreamResponse> =>
+    forwarder.send(origin, {
+      method: 'GET',
+      path: basePath + KEYSECURE_TOKEN_PATH,
+      headers: { 'api-key': cfg.apiKey, timestamp: upstreamClock.stamp(), 'content-type': 'application/json', accept: 'application/json' },
+      timeoutMs: cfg.timeout,
+    });
+
+  return {
+    obtainsFromNothing: true,
+    async obtain(merchant) {
+      let res = await fetchOnce();
+      let body = parse(res);
+      if (body.code === 1005 && upstreamClock.learn(headerValue(res.headers, 'date'))) {
+        res = await fetchOnce();
+        body = parse(res);
+      }
+      if (body.code !== 0) {
+        throw new TokenFetchError(`KeySecure token endpoint answered code ${body.code}${body.msg ? ` (${String(body.msg).slice(0, 200)})` : ''}`);
+      }
+      const data = body.data as { access_token?: unknown; expired_time?: unknown } | undefined;
+      if (typeof data?.access_token !== 'string' || data.access_token === '' || typeof data.expired_time !== 'number') {
+        throw new TokenFetchError('KeySecure token answer lacks access_token or expired_time');
+      }
+      const now = clock.now();
+      return {
+        upstream: name,
+        merchant,
+        accessToken: data.access_token,
+        issuedAt: now,
+        expiresAt: upstreamClock.toLocal(data.expired_time),
+        refreshedAt: now,
+        shopIds: [],
+      } satisfies TokenRecord;
+    },
+  };
+}
+
+function parse(res: UpstreamResponse): { code: number; msg?: unknown; data?: unknown } {
+  try {
+    const parsed = JSON.parse(res.body.toString('utf8')) as { code?: unknown };
+    if (typeof parsed.code === 'number') return parsed as { code: number };
+  } catch {
+    /* fall through */
+  }
+  throw new TokenFetchError(`KeySecure token endpoint answered HTTP ${res.status} without a {code} envelope`);
+}

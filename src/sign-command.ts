@@ -1,0 +1,71 @@
+import type { Config } from './config/load.js';
+import { JsonSyntaxError, parseJsonText } from './keeta/json-text.js';
+import { signKeetaRequest } from './keeta/signer.js';
+import { createStore } from './tokens/create-store.js';
+
+export interface SignArgs {
+  upstream?: string | undefined;
+  path?: string | undefined;
+  body?: string | undefined;
+  merchant?: string | undefined;
+  timestamp?: string | undefined;
+}
+
+const ACCESS_TOKEN_PLACEHOLDER = '<accessToken>';
+
+/**
+ * `countersign sign`: the exact string that is hashed for a Keeta call, with the secret shown as
+ * `<appSecret>` (and a merchant's token as `<accessToken>`), plus the signature. With
+ * `--merchant` the token is read from the configured store; `--timestamp` reproduces a
+ * particular request.
+ */
+export async function signCommand(config: Config, args: SignArgs): Promise<string> {
+  const name = args.upstream;
+  if (!name) throw new Error('--upstream NAME is required');
+  const cfg = config.upstreams[name];
+  if (!cfg) throw new Error(`no upstream "${name}" in ${config.source}`);
+  if (cfg.type !== 'keeta') {
+    throw new Error(`signing is not available for ${name}: ${cfg.type} upstreams carry no request signature (protocols.md 2.2); the proxy only sets headers`);
+  }
+  const path = args.path;
+  if (!path?.startsWith('/')) throw new Error('--path /endpoint/path is required (below baseUrl, e.g. /order/get)');
+  const body = parseJsonText(args.body ?? '{}');
+  if (body.kind !== 'object') throw new Error('--body must be a JSON object');
+  const timestampSec = args.timestamp ? Number(args.timestamp) : Math.floor(Date.now() / 1000);
+  if (!Number.isSafeInteger(timestampSec) || timestampSec <= 0) throw new Error('--timestamp must be Unix seconds');
+
+  let accessToken: string | undefined;
+  if (args.merchant) {
+    const store = createStore(config.store);
+    try {
+      await store.open();
+      const rec = await store.get(name, args.merchant);
+      if (!rec) throw new Error(`no token is stored for merchant "${args.merchant}" of ${name}`);
+      accessToken = rec.accessToken;
+    } finally {
+      await store.close();
+    }
+  }
+  const signed = signKeetaRequest({
+    signUrl: (cfg.signUrlBase ?? cfg.baseUrl) + path,
+    appSecret: cfg.appSecret,
+    appId: cfg.appId,
+    timestampSec,
+    ...(accessToken !== undefined && { accessToken }),
+    body,
+  });
+  const shown = accessToken === undefined ? signed.preHashRedacted : signed.preHashRedacted.split(`accessToken=${accessToken}`).join(`accessToken=${ACCESS_TOKEN_PLACEHOLDER}`);
+  return [
+    `string to sign (SHA-256 of its UTF-8 bytes; the secret is appended at the end):`,
+    shown,
+    ``,
+    `sig: ${signed.sig}`,
+    `timestamp: ${timestampSec}`,
+    ``,
+  ].join('\n');
+}
+
+export function jsonSyntaxMessage(err: unknown): string {
+  if (err instanceof JsonSyntaxError) return `--body is not valid JSON: ${err.message}`;
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,344 @@
+import type { Clock } from '../clock.js';
+import { GatewayError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Metrics, RefreshTrigger, TokenSnapshot, TokenState } from '../metrics.js';
+import { TokenCache } from './token-cache.js';
+import { StoreError, type TokenRecord, type TokenStore } from './types.js';
+
+/**
+ * The token lifecycle of one upstream, whatever its protocol: serve the cached token, renew it
+ * ahead of expiry (in the background while it is still valid, in the foreground once it is
+ * not), one renewal at a time per merchant in this process (single-flight) and across every
+ * process sharing the store (the store's lock), the new pair written durably before it is
+ * used, the old pair kept when anything fails, failed renewals backed off.
+ *
+ * The protocol-specific part is the TokenSource: how a new record is obtained.
+ */
+export interface TokenSource {
+  /** Obtain a new record from the upstream. `current` is the stored record, if any. */
+  obtain(merchant: string, current: TokenRecord | undefined): Promise<TokenRecord>;
+  /** Whether a record can be obtained without one already stored (KeySecure: yes; Keeta: no). */
+  readonly obtainsFromNothing: boolean;
+}
+
+export interface TokenServiceOptions {
+  upstream: string;
+  store: TokenStore;
+  cache: TokenCache;
+  clock: Clock;
+  metrics: Metrics;
+  log: Logger;
+  source: TokenSource;
+  refreshBeforeMs: number;
+  /** Minimum time between two renewals of one merchant (Keeta: 60 s). */
+  spacingMs: number;
+  /** Lease of the store lock held while a renewal runs. */
+  lockLeaseMs?: number;
+  /** How often a waiter polls the store while another process renews. */
+  waitPollMs?: number;
+  /** Largest backoff after repeated failures. */
+  maxBackoffMs?: number;
+}
+
+interface FailureState {
+  failures: number;
+  failedAt: number;
+  nextAttemptAt: number;
+  message: string;
+}
+
+/** A token the proxy cannot serve now; maps to TOKEN_UNAVAILABLE with Retry-After. */
+export function tokenUnavailable(message: string, retryAfterMs: number, cause?: unknown): GatewayError {
+  const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  return new GatewayError('TOKEN_UNAVAILABLE', message, { headers: { 'Retry-After': String(seconds) }, cause });
+}
+
+export function storeUnavailable(cause: unknown): GatewayError {
+  return new GatewayError('STORE_UNAVAILABLE', 'the token store cannot be reached and no cached token is valid', {
+    headers: { 'Retry-After': '5' },
+    cause,
+  });
+}
+
+export class TokenService {
+  readonly upstream: string;
+  readonly #o: Required<TokenServiceOptions>;
+  readonly #inflight = new Map<string, Promise<TokenRecord>>();
+  readonly #failures = new Map<string, FailureState>();
+  /** New pairs obtained but not yet written: never used, never lost, written again until it works. */
+  readonly #pendingWrites = new Map<string, TokenRecord>();
+  #pendingTimer: NodeJS.Timeout | undefined;
+  #scheduler: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(options: TokenServiceOptions) {
+    this.#o = { lockLeaseMs: 30_000, waitPollMs: 50, maxBackoffMs: 15 * 60_000, ...options };
+    this.upstream = options.upstream;
+  }
+
+  /**
+   * The record to use for a request now. No store I/O when the cached token is outside its
+   * refresh window. Inside the window a renewal starts in the background and the still-valid
+   * token is used; an expired (or missing) token waits for the renewal.
+   */
+  async current(merchant: string): Promise<TokenRecord | undefined> {
+    const o = this.#o;
+    let rec = o.cache.get(this.upstream, merchant);
+    if (!rec) rec = await this.#load(merchant);
+    if (!rec) return o.source.obtainsFromNothing ? this.refresh(merchant, 'on_demand') : undefined;
+    const now = o.clock.now();
+    if (now < rec.expiresAt - o.refreshBeforeMs) return rec;
+    if (now < rec.expiresAt) {
+      if (!this.#inBackoff(merchant, now)) this.refresh(merchant, 'on_demand').catch(() => {});
+      return rec;
+    }
+    return this.refresh(merchant, 'on_demand');
+  }
+
+  /**
+   * Renew now (single-flight). With `rejectedToken`, the upstream refused that token: any
+   * other, newer token in the store is taken instead of renewing again.
+   */
+  refresh(merchant: string, trigger: RefreshTrigger, rejectedToken?: string): Promise<TokenRecord> {
+    const key = TokenCache.key(this.upstream, merchant);
+    const running = this.#inflight.get(key);
+    if (running) return running;
+    const failure = this.#failures.get(key);
+    const now = this.#o.clock.now();
+    if (trigger !== 'admin' && failure && failure.nextAttemptAt > now) {
+      return Promise.reject(
+        tokenUnavailable(`token renewal for ${this.upstream} is backing off after a failure: ${failure.message}`, failure.nextAttemptAt - now),
+      );
+    }
+    const p = this.#renew(merchant, trigger, rejectedToken).finally(() => this.#inflight.delete(key));
+    this.#inflight.set(key, p);
+    return p;
+  }
+
+  /** Background renewal of every cached token inside its window. */
+  startScheduler(intervalMs: number): void {
+    this.stopScheduler();
+    this.#scheduler = setInterval(() => void this.tick(), intervalMs);
+    this.#scheduler.unref();
+  }
+
+  stopScheduler(): void {
+    if (this.#scheduler) clearInterval(this.#scheduler);
+    this.#scheduler = undefined;
+  }
+
+  /** One scheduler pass; returns when its renewals have settled. Exposed for tests. */
+  async tick(): Promise<void> {
+    const now = this.#o.clock.now();
+    const due: string[] = [];
+    for (const rec of this.#o.cache.records(this.upstream)) {
+      if (now >= rec.expiresAt - this.#o.refreshBeforeMs && !this.#inBackoff(rec.merchant, now)) due.push(rec.merchant);
+    }
+    // A few at a time: a bulk import expiring together must not flood the upstream.
+    for (let i = 0; i < due.length; i += 4) {
+      await Promise.all(
+        due.slice(i, i + 4).map((m) =>
+          this.refresh(m, 'proactive').catch((err: unknown) => {
+            this.#o.log.debug({ upstream: this.upstream, err: describe(err) }, 'proactive renewal did not complete');
+          }),
+        ),
+      );
+    }
+  }
+
+  state(rec: TokenRecord, now = this.#o.clock.now()): TokenState {
+    if (now >= rec.expiresAt) return 'expired';
+    if (this.#failures.has(TokenCache.key(rec.upstream, rec.merchant))) return 'refresh_failed';
+    if (now >= rec.expiresAt - this.#o.refreshBeforeMs) return 'expiring';
+    return 'valid';
+  }
+
+  lastFailure(merchant: string): { message: string; failedAt: number; failures: number } | undefined {
+    const f = this.#failures.get(TokenCache.key(this.upstream, merchant));
+    return f && { message: f.message, failedAt: f.failedAt, failures: f.failures };
+  }
+
+  *snapshots(): IterableIterator<TokenSnapshot> {
+    const now = this.#o.clock.now();
+    for (const rec of this.#o.cache.records(this.upstream)) yield { upstream: this.upstream, state: this.state(rec, now), expiresAt: rec.expiresAt };
+  }
+
+  /** Forget in-process state of a merchant (after an admin delete or a new import). */
+  forget(merchant: string): void {
+    const key = TokenCache.key(this.upstream, merchant);
+    this.#failures.delete(key);
+    this.#pendingWrites.delete(key);
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.stopScheduler();
+    if (this.#pendingTimer) clearTimeout(this.#pendingTimer);
+  }
+
+  async #load(merchant: string): Promise<TokenRecord | undefined> {
+    try {
+      const rec = await this.#o.store.get(this.upstream, merchant);
+      return rec && this.#o.cache.set(rec);
+    } catch (err) {
+      throw storeUnavailable(err);
+    }
+  }
+
+  #inBackoff(merchant: string, now: number): boolean {
+    const f = this.#failures.get(TokenCache.key(this.upstream, merchant));
+    return f !== undefined && f.nextAttemptAt > now;
+  }
+
+  async #renew(merchant: string, trigger: RefreshTrigger, rejectedToken: string | undefined): Promise<TokenRecord> {
+    const o = this.#o;
+    const key = TokenCache.key(this.upstream, merchant);
+    const before = o.cache.get(this.upstream, merchant);
+    let attempted = false;
+    try {
+      const pending = this.#pendingWrites.get(key);
+      if (pending) {
+        // The upstream already rotated the pair; the new one only awaits its write.
+        await this.#persist(pending);
+        return this.#adopt(pending);
+      }
+      const outcome = await o.store.withLock(this.upstream, merchant, o.lockLeaseMs, async () => {
+        // Should the store have lost the record (a Redis without persistence restarted), the
+        // cached pair is the only copy left of a single-use refresh token: renew from it.
+        const stored = (await o.store.get(this.upstream, merchant)) ?? before;
+        if (stored && stored !== before && isNewer(stored, before, rejectedToken)) return stored;
+        if (!stored && !o.source.obtainsFromNothing) {
+          throw new GatewayError('UNKNOWN_MERCHANT', `merchant "${merchant}" of ${this.upstream} has no token (import one through the admin API)`);
+        }
+        const now = o.clock.now();
+        if (stored && (trigger === 'proactive' || trigger === 'on_demand') && now < stored.expiresAt - o.refreshBeforeMs) return stored;
+        if (stored && o.spacingMs > 0 && now - stored.refreshedAt < o.spacingMs) {
+          throw tokenUnavailable(
+            `${this.upstream} merchant "${merchant}" was renewed less than ${Math.round(o.spacingMs / 1000)} s ago; renewals are spaced`,
+            stored.refreshedAt + o.spacingMs - now,
+          );
+        }
+        attempted = true;
+        const next = await o.source.obtain(merchant, stored);
+        o.metrics.tokenRefreshes.inc({ upstream: this.upstream, trigger, result: 'success' });
+        try {
+          const written = await this.#persist(next);
+          if (written === 'stale') return (await o.store.get(this.upstream, merchant)) ?? next;
+        } catch (err) {
+          this.#pendingWrites.set(key, next);
+          this.#schedulePendingWrites();
+          o.log.error(
+            { upstream: this.upstream, err: describe(err) },
+            'renewed token could not be written to the store; the old pair stays in use and the write is retried',
+          );
+          throw storeUnavailable(err);
+        }
+        return next;
+      });
+      const rec = outcome.acquired ? outcome.value : await this.#waitForOther(merchant, before, rejectedToken);
+      this.#failures.delete(key);
+      if (outcome.acquired && attempted) {
+        o.log.info({ upstream: this.upstream, trigger, expiresAt: new Date(rec.expiresAt).toISOString() }, 'token renewed');
+      }
+      return this.#adopt(rec);
+    } catch (err) {
+      if (attempted && !(err instanceof GatewayError && err.code === 'STORE_UNAVAILABLE')) {
+        o.metrics.tokenRefreshes.inc({ upstream: this.upstream, trigger, result: 'failure' });
+      }
+      const gw = this.#recordFailure(key, trigger, err);
+      throw gw;
+    }
+  }
+
+  /** Another process holds the lock: wait until it publishes a newer pair or lets go. */
+  async #waitForOther(merchant: string, before: TokenRecord | undefined, rejectedToken: string | undefined): Promise<TokenRecord> {
+    const o = this.#o;
+    // Real time, not the injected clock: this is how long we are willing to wait, not a token time.
+    const deadline = Date.now() + o.lockLeaseMs + 2000;
+    for (;;) {
+      await sleep(o.waitPollMs);
+      const stored = await o.store.get(this.upstream, merchant);
+      if (stored && isNewer(stored, before, rejectedToken)) return stored;
+      if (!before && stored) return stored;
+      const locked = await o.store.isLocked(this.upstream, merchant);
+      if (!locked) {
+        const last = await o.store.get(this.upstream, merchant);
+        if (last && (isNewer(last, before, rejectedToken) || !before)) return last;
+        if (before && o.clock.now() < before.expiresAt && !rejectedToken) return before;
+        throw tokenUnavailable(`another instance renewed the ${this.upstream} token without a usable result`, 5000);
+      }
+      if (Date.now() > deadline) {
+        throw tokenUnavailable(`timed out waiting for another instance to renew the ${this.upstream} token`, 5000);
+      }
+    }
+  }
+
+  async #persist(rec: TokenRecord): Promise<'written' | 'stale'> {
+    let lastErr: unknown;
+    for (let i = 0; i < 3; i++) {
+      try {
+        return await this.#o.store.put(rec);
+      } catch (err) {
+        lastErr = err;
+        await sleep(50 * (i + 1));
+      }
+    }
+    throw lastErr;
+  }
+
+  #adopt(rec: TokenRecord): TokenRecord {
+    this.#pendingWrites.delete(TokenCache.key(rec.upstream, rec.merchant));
+    return this.#o.cache.set(rec);
+  }
+
+  #schedulePendingWrites(delayMs = 1000): void {
+    if (this.#pendingTimer || this.#closed) return;
+    this.#pendingTimer = setTimeout(async () => {
+      this.#pendingTimer = undefined;
+      for (const [key, rec] of this.#pendingWrites) {
+        try {
+          await this.#o.store.put(rec);
+          this.#adopt(rec);
+          this.#failures.delete(key);
+          this.#o.log.info({ upstream: rec.upstream }, 'renewed token written to the store after an earlier failure');
+        } catch {
+          /* still down; try again below */
+        }
+      }
+      if (this.#pendingWrites.size) this.#schedulePendingWrites(Math.min(delayMs * 2, 30_000));
+    }, delayMs);
+    this.#pendingTimer.unref();
+  }
+
+  #recordFailure(key: string, trigger: RefreshTrigger, err: unknown): GatewayError {
+    const o = this.#o;
+    const now = o.clock.now();
+    const gw = err instanceof GatewayError ? err : err instanceof StoreError ? storeUnavailable(err) : undefined;
+    // Refusals that say nothing about the upstream (spacing, unknown merchant) are not failures.
+    if (gw && (gw.code === 'UNKNOWN_MERCHANT' || (gw.code === 'TOKEN_UNAVAILABLE' && !(err instanceof TokenFetchError)))) return gw;
+    const prev = this.#failures.get(key);
+    const failures = (prev?.failures ?? 0) + 1;
+    const base = Math.max(o.spacingMs, 2000);
+    const backoff = Math.min(o.maxBackoffMs, base * 2 ** (failures - 1));
+    const message = describe(err);
+    this.#failures.set(key, { failures, failedAt: now, nextAttemptAt: now + backoff, message });
+    o.log.warn({ upstream: this.upstream, trigger, failures, retryInMs: backoff, err: message }, 'token renewal failed; the current token stays in use');
+    return gw ?? tokenUnavailable(`cannot renew the ${this.upstream} token: ${message}`, backoff, err);
+  }
+}
+
+/** The upstream refused to issue a token; message is safe to show (no token in it). */
+export class TokenFetchError extends Error {
+  override readonly name = 'TokenFetchError';
+}
+
+function isNewer(stored: TokenRecord, before: TokenRecord | undefined, rejectedToken: string | undefined): boolean {
+  if (rejectedToken !== undefined) return stored.accessToken !== rejectedToken;
+  return before !== undefined && stored.issuedAt > before.issuedAt;
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
