@@ -14,15 +14,55 @@ import { parse as parseYaml } from 'yaml';
 import { CLASSES, METRIC_NAMES, createMetrics } from '../../src/metrics.js';
 import type { RequestClass } from '../../src/metrics.js';
 import { assertBinary, startPrometheus } from '../helpers/prometheus.js';
+import { KEETA_SIM_CODES, startKeetaSim, startKeySecureSim } from '../../src/sim/index.js';
+import { startGateway } from '../helpers/gateway.js';
+import { postJson } from '../helpers/http.js';
+import { KEETA_APP_ID, KEETA_SECRET, importPair } from '../helpers/keeta-setup.js';
+import { KS_API_KEY } from '../helpers/keysecure-setup.js';
 import type { PromAlert, RunningPrometheus } from '../helpers/prometheus.js';
 
 const DASHBOARD = resolve('grafana/countersign-dashboard.json');
 const ALERTS = resolve('grafana/alerts.yaml');
 
 // ---------------------------------------------------------------------------------------------
-// The running target. Today: prom-client metrics from src/metrics.ts with recorded traffic.
-// Later: swap in the real gateway's admin listener; keep the returned shape.
+// Two scrape targets. The real gateway (admin listener) in front of both simulators, with real
+// traffic: the names the dashboard and the rules use must be what it exports. And a synthetic
+// target built from the same src/metrics.ts, whose recorded state (expired tokens, 3 s
+// latencies, failing refreshes) makes the alerts fire within seconds.
 // ---------------------------------------------------------------------------------------------
+
+/** A running gateway with traffic through both simulators; upstream names gw-keeta and gw-ks. */
+export async function startGatewayTarget(): Promise<{ address: string; stop(): Promise<void> }> {
+  const keeta = await startKeetaSim({ appId: KEETA_APP_ID, appSecret: KEETA_SECRET });
+  const ks = await startKeySecureSim({ apiKeys: [{ apiKey: KS_API_KEY }] });
+  const gw = await startGateway(`upstreams:
+  gw-keeta:
+    type: keeta
+    baseUrl: ${keeta.baseUrl}
+    appId: ${KEETA_APP_ID}
+    appSecret: ${KEETA_SECRET}
+  gw-ks:
+    type: keysecure
+    baseUrl: ${ks.baseUrl}
+    apiKey: ${KS_API_KEY}
+`);
+  const pair = keeta.control.addMerchant({ merchantId: 'm', shopIds: ['42'], issuedAtMs: Date.now() - 600_000 });
+  await importPair(gw.adminUrl, 'gw-keeta', 'm', pair, ['42']);
+  await postJson(`${gw.proxyUrl}/gw-keeta/order/get`, { orderViewId: 1, shopId: 42 });
+  keeta.control.failNext(1, { code: KEETA_SIM_CODES.SIG_INVALID });
+  await postJson(`${gw.proxyUrl}/gw-keeta/order/get`, { orderViewId: 1, shopId: 42 });
+  await postJson(`${gw.proxyUrl}/gw-ks/open-api/v1/card/list`, {});
+  ks.control.failNext(2, { code: 1005 });
+  await postJson(`${gw.proxyUrl}/gw-ks/open-api/v1/card/list`, {});
+  return {
+    address: new URL(gw.adminUrl).host,
+    async stop() {
+      await gw.close();
+      await keeta.close();
+      await ks.close();
+    },
+  };
+}
 
 export interface MetricsTarget {
   /** host:port serving /metrics */
@@ -259,22 +299,25 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 // ---------------------------------------------------------------------------------------------
 
 let target: MetricsTarget | undefined;
+let gateway: { address: string; stop(): Promise<void> } | undefined;
 let prom: RunningPrometheus | undefined;
 
 test.before(async () => {
+  gateway = await startGatewayTarget();
   target = await startMetricsTarget();
-  prom = await startPrometheus({ scrapeTargets: [target.address], ruleFiles: [ALERTS], scrapeIntervalSec: 1 });
+  prom = await startPrometheus({ scrapeTargets: [gateway.address, target.address], ruleFiles: [ALERTS], scrapeIntervalSec: 1 });
   await prom.waitForScrape();
 });
 
 test.after.always(async () => {
   await prom?.stop();
   await target?.stop();
+  await gateway?.stop();
 });
 
-function running(): { target: MetricsTarget; prom: RunningPrometheus } {
-  if (!target || !prom) throw new Error('fixture not started');
-  return { target, prom };
+function running(): { target: MetricsTarget; gateway: { address: string }; prom: RunningPrometheus } {
+  if (!target || !prom || !gateway) throw new Error('fixture not started');
+  return { target, gateway, prom };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -458,9 +501,9 @@ test('metric names are extracted from PromQL without functions, keywords or labe
 // Against the running target and a real Prometheus
 // ---------------------------------------------------------------------------------------------
 
-test('every metric the dashboard and the alerts query is exported by the running target', async (t) => {
-  const { target } = running();
-  const families = await exportedFamilies(target.address);
+test('every metric the dashboard and the alerts query is exported by a running gateway', async (t) => {
+  const { gateway } = running();
+  const families = await exportedFamilies(gateway.address);
   const d = await loadDashboard();
   const rules = await loadRules();
   const queries = [
@@ -474,14 +517,14 @@ test('every metric the dashboard and the alerts query is exported by the running
     t.true(names.length > 0, `${q.where} names a metric`);
     for (const name of names) {
       if (name === 'up' && q.where.startsWith('rule')) continue; // written by Prometheus itself
-      t.true(families.has(familyOf(name, families)), `${q.where}: ${name} is exported by the target`);
+      t.true(families.has(familyOf(name, families)), `${q.where}: ${name} is exported by the gateway`);
     }
   }
 });
 
 test('every Countersign metric family appears on the dashboard', async (t) => {
-  const { target } = running();
-  const families = await exportedFamilies(target.address);
+  const { gateway } = running();
+  const families = await exportedFamilies(gateway.address);
   const used = new Set(
     dashboardQueries(await loadDashboard()).flatMap((q) =>
       metricNamesIn(substituteGrafanaVariables(q.expr)).map((n) => familyOf(n, families)),
@@ -490,7 +533,7 @@ test('every Countersign metric family appears on the dashboard', async (t) => {
   for (const name of METRIC_NAMES) t.true(used.has(name), `${name} is on the dashboard`);
 });
 
-test('Prometheus scrapes the target and evaluates every alert group without error', async (t) => {
+test('Prometheus scrapes the gateway and the synthetic target and evaluates every alert group without error', async (t) => {
   const { prom } = running();
   const up = await prom.query('up');
   t.is(up.status, 'success');

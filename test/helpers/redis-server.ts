@@ -1,0 +1,86 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+
+/** The shared Redis that .ci/run ensures. Tests use their own key prefix and clean up. */
+export const SHARED_REDIS_URL = process.env.COUNTERSIGN_TEST_REDIS ?? 'redis://127.0.0.1:6379/0';
+
+export function uniquePrefix(name: string): string {
+  return `cs-test:${name}:${randomUUID()}:`;
+}
+
+/** Delete every key under `prefix` on the shared Redis. */
+export async function cleanPrefix(prefix: string, url = SHARED_REDIS_URL): Promise<void> {
+  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  r.on('error', () => {});
+  try {
+    await r.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await r.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    r.disconnect();
+  }
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/**
+ * A private redis-server this test may stop and restart (the shared one must stay up for the
+ * other test files). Persistence on (append-only file in a temp dir) so a restart keeps data,
+ * like a production Redis. Fails when redis-server is not installed.
+ */
+export async function startPrivateRedis(): Promise<{ url: string; stop(): Promise<void>; start(): Promise<void>; dispose(): Promise<void> }> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'cs-redis-'));
+  let child: ChildProcess | undefined;
+  const start = async () => {
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--dir', dir], { stdio: 'ignore' });
+    child.on('error', () => {});
+    const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    r.on('error', () => {}); // refused while the server starts: expected, retried below
+    for (let i = 0; i < 100; i++) {
+      try {
+        await r.connect();
+        await r.ping();
+        r.disconnect();
+        return;
+      } catch {
+        r.disconnect();
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    }
+    throw new Error(`redis-server did not start on port ${port}`);
+  };
+  const stop = async () => {
+    const c = child;
+    if (!c || c.exitCode !== null) return;
+    await new Promise<void>((res) => {
+      c.once('exit', () => res());
+      c.kill('SIGTERM');
+    });
+  };
+  await start();
+  return {
+    url: `redis://127.0.0.1:${port}/0`,
+    start,
+    stop,
+    async dispose() {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,123 @@
+import test from 'ava';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { rawRequest } from '../helpers/http.js';
+import { runCli, spawnCli } from '../helpers/cli.js';
+import { startRecordingUpstream } from '../helpers/recording-upstream.js';
+
+function tempConfig(text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cs-cli-'));
+  const file = join(dir, 'countersign.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+test('check-config on a config with several mistakes exits 2 and names each with its path', async (t) => {
+  const file = tempConfig(`
+listen:
+  proxy: 8080
+store:
+  type: file
+  bogus: true
+upstreams:
+  keeta:
+    type: keeta
+    baseUrl: https://open.mykeeta.com/api/open
+    appId: 3340612437
+    appSecret: \${KEETA_SECRET_NOT_SET}
+    timeout: soon
+  keysecure-hk:
+    type: keysecure
+    baseUrl: https://openplatform.keysecure.io
+`);
+  const { code, stderr, stdout } = await runCli(['check-config', '--config', file]);
+  t.is(code, 2);
+  t.is(stdout, '');
+  for (const expected of [
+    'listen.proxy: expected host:port',
+    'store.bogus: unknown key',
+    'upstreams.keeta.appSecret: environment variable KEETA_SECRET_NOT_SET is not set',
+    'upstreams.keeta.timeout: "soon" is not a duration',
+    'upstreams.keysecure-hk.apiKey: required',
+  ]) {
+    t.true(stderr.includes(expected), `expected "${expected}" in:\n${stderr}`);
+  }
+});
+
+test('check-config on a valid config prints a summary without secrets and exits 0', async (t) => {
+  const file = tempConfig(`
+upstreams:
+  keeta:
+    type: keeta
+    baseUrl: https://open.mykeeta.com/api/open
+    appId: 3340612437
+    appSecret: \${KEETA_APP_SECRET}
+`);
+  const { code, stdout } = await runCli(['check-config', '--config', file], { KEETA_APP_SECRET: 'cli-secret-abcdef' });
+  t.is(code, 0);
+  t.regex(stdout, /config OK/);
+  t.regex(stdout, /keeta: keeta https:\/\/open\.mykeeta\.com\/api\/open appId 3340612437/);
+  t.false(stdout.includes('cli-secret-abcdef'));
+});
+
+test('serve with COUNTERSIGN_CONFIG; SIGTERM during a slow request lets it complete, then exits 0', async (t) => {
+  const up = await startRecordingUpstream();
+  t.teardown(() => up.close());
+  up.respond(() => ({ delayMs: 1200, body: '{"code":0,"message":"slow but fine"}' }));
+  const dir = mkdtempSync(join(tmpdir(), 'cs-serve-'));
+  const file = tempConfig(`
+listen:
+  proxy: 127.0.0.1:0
+  admin: 127.0.0.1:0
+store:
+  type: file
+  path: ${join(dir, 'tokens.json')}
+upstreams:
+  keeta:
+    type: keeta
+    baseUrl: ${up.url}/api/open
+    appId: 1
+    appSecret: serve-secret-123456
+`);
+  const child = spawnCli([], { COUNTERSIGN_CONFIG: file, LOG_LEVEL: 'info' });
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const listening = await new Promise<{ proxy: string; admin: string }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no listening line:\n${out}`)), 15_000);
+    child.stdout!.on('data', () => {
+      const line = out.split('\n').find((l) => l.includes('countersign listening'));
+      if (line) {
+        clearTimeout(timer);
+        resolve(JSON.parse(line));
+      }
+    });
+  });
+  const ready = await fetch(`${listening.admin}/readyz`);
+  t.is(ready.status, 200);
+
+  const slow = rawRequest(listening.proxy, { path: '/keeta/base/callback/url/set', body: '{}' });
+  // Wait until the upstream has the request, then ask the process to stop.
+  while (up.requests.length === 0) await new Promise((r) => setTimeout(r, 20));
+  child.kill('SIGTERM');
+  const res = await slow;
+  t.is(res.status, 200);
+  t.is(res.json().message, 'slow but fine');
+  t.is(await exited, 0);
+  t.regex(out, /shutting down/);
+  t.false(out.includes('serve-secret-123456'));
+});
+
+test('sign for a KeySecure upstream says signing is not available, exit 2', async (t) => {
+  const file = tempConfig(`
+upstreams:
+  ks:
+    type: keysecure
+    baseUrl: https://openplatform.keysecure.io
+    apiKey: key-1234567890
+`);
+  const { code, stderr } = await runCli(['sign', '--config', file, '--upstream', 'ks', '--path', '/x', '--body', '{}']);
+  t.is(code, 2);
+  t.regex(stderr, /signing is not available for ks/);
+});

@@ -1,0 +1,241 @@
+import test from 'ava';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { rawRequest } from '../helpers/http.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../helpers/recording-upstream.js';
+
+const APP_SECRET = 'edge-app-secret-9f3b1c';
+const CALLER_TOKEN = 'caller-token-order-service-7d2e';
+const OTHER_TOKEN = 'caller-token-billing-service-1a5c';
+const APP_LEVEL = '/base/callback/url/set';
+
+function keetaConfig(baseUrl: string, extra = '') {
+  return `
+store:
+  type: memory
+limits:
+  maxBodyBytes: 1024
+upstreams:
+  keeta:
+    type: keeta
+    baseUrl: ${baseUrl}/api/open
+    appId: 123
+    appSecret: ${APP_SECRET}
+    timeout: 300ms
+${extra}`;
+}
+
+async function withGateway(t: any, extra = '', upstreamUrl?: string): Promise<{ gw: TestGateway; up: RecordingUpstream }> {
+  const up = await startRecordingUpstream();
+  const gw = await startGateway(keetaConfig(upstreamUrl ?? up.url, extra));
+  t.teardown(async () => {
+    await gw.close();
+    await up.close();
+  });
+  return { gw, up };
+}
+
+function assertRefusal(t: any, res: { status: number; json(): any; headers: any }, status: number, code: string) {
+  t.is(res.status, status);
+  const body = res.json();
+  t.is(body.error.code, code);
+  t.is(typeof body.error.message, 'string');
+  t.true(body.error.message.length > 0);
+  t.is(typeof body.error.requestId, 'string');
+  t.is(body.error.requestId, res.headers['x-request-id']);
+}
+
+test('health and metrics live on the admin listener only; /healthz on the proxy listener is UNKNOWN_UPSTREAM', async (t) => {
+  const { gw } = await withGateway(t);
+  const health = await fetch(`${gw.adminUrl}/healthz`);
+  t.is(health.status, 200);
+  t.deepEqual(await health.json(), { status: 'ok' });
+  const ready = await fetch(`${gw.adminUrl}/readyz`);
+  t.is(ready.status, 200);
+  t.like(await ready.json(), { status: 'ready', store: 'ok' });
+  const metrics = await fetch(`${gw.adminUrl}/metrics`);
+  t.is(metrics.status, 200);
+  t.regex(await metrics.text(), /countersign_requests_total/);
+
+  for (const path of ['/healthz', '/metrics', '/readyz']) {
+    const res = await rawRequest(gw.proxyUrl, { method: 'GET', path });
+    assertRefusal(t, res, 404, 'UNKNOWN_UPSTREAM');
+  }
+});
+
+test('path escapes are refused with BAD_PATH and never reach the upstream', async (t) => {
+  const { gw, up } = await withGateway(t);
+  const attempts = [
+    '/keeta/../admin/tokens',
+    '/keeta/base/../../etc/passwd',
+    '/keeta/%2e%2e/x',
+    '/keeta/%2E%2e/x',
+    '/keeta/.%2e/x',
+    '/keeta/./base',
+    '/keeta//evil.example/x',
+    '/keeta/base%2f..%2fx',
+    '/keeta/a\\..\\b',
+    '/keeta/a%5c..%5cb',
+    '/../keeta/base',
+    '/keeta/x%00y',
+  ];
+  for (const path of attempts) {
+    const res = await rawRequest(gw.proxyUrl, { path, headers: { 'content-type': 'application/json' }, body: '{}' });
+    t.is(res.status, 400, path);
+    t.is(res.json().error.code, 'BAD_PATH', path);
+  }
+  t.is(up.requests.length, 0);
+});
+
+test('an absolute-form target or a Host header never changes the destination', async (t) => {
+  const { gw, up } = await withGateway(t);
+  const hits: string[] = [];
+  const other = createServer((req, res) => {
+    hits.push(req.url ?? '');
+    res.end('{"code":0}');
+  });
+  await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => other.close(() => r())));
+  const otherBase = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+
+  // Absolute-form aimed at the second server: only the path counts, and "/x" names no upstream.
+  const r1 = await rawRequest(gw.proxyUrl, { path: `${otherBase}/x`, headers: { 'content-type': 'application/json' }, body: '{}' });
+  assertRefusal(t, r1, 404, 'UNKNOWN_UPSTREAM');
+  // Absolute-form with a valid upstream path: goes to the configured baseUrl, not to the named host.
+  const r2 = await rawRequest(gw.proxyUrl, { path: `${otherBase}/keeta${APP_LEVEL}`, headers: { 'content-type': 'application/json' }, body: '{"url":"https://x"}' });
+  t.is(r2.status, 200);
+  // Host header naming the second server: ignored.
+  const r3 = await rawRequest(gw.proxyUrl, { path: `/keeta${APP_LEVEL}`, headers: { host: new URL(otherBase).host, 'content-type': 'application/json' }, body: '{}' });
+  t.is(r3.status, 200);
+
+  t.deepEqual(hits, []);
+  t.is(up.requests.length, 2);
+  for (const r of up.requests) {
+    t.is(r.url, `/api/open${APP_LEVEL}`);
+    t.is(r.headers.host, new URL(up.url).host);
+  }
+});
+
+test('BAD_JSON for bodies that are not a JSON object', async (t) => {
+  const { gw, up } = await withGateway(t);
+  for (const body of ['{', '[1,2]', '"text"', '', '{"a":1,}', '{"a":1,"a":2}', '{"a":01}']) {
+    const res = await rawRequest(gw.proxyUrl, { path: `/keeta${APP_LEVEL}`, headers: { 'content-type': 'application/json' }, body });
+    assertRefusal(t, res, 400, 'BAD_JSON');
+  }
+  const invalidUtf8 = Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d]);
+  assertRefusal(t, await rawRequest(gw.proxyUrl, { path: `/keeta${APP_LEVEL}`, body: invalidUtf8 }), 400, 'BAD_JSON');
+  t.is(up.requests.length, 0);
+});
+
+test('BODY_TOO_LARGE over limits.maxBodyBytes, declared or streamed', async (t) => {
+  const { gw, up } = await withGateway(t);
+  const big = JSON.stringify({ pad: 'x'.repeat(2000) });
+  assertRefusal(t, await rawRequest(gw.proxyUrl, { path: `/keeta${APP_LEVEL}`, body: big }), 413, 'BODY_TOO_LARGE');
+  assertRefusal(t, await rawRequest(gw.proxyUrl, { path: `/keeta${APP_LEVEL}`, body: big, chunked: true }), 413, 'BODY_TOO_LARGE');
+  const fits = JSON.stringify({ pad: 'x'.repeat(900) });
+  t.is((await rawRequest(gw.proxyUrl, { path: `/keeta${APP_LEVEL}`, body: fits })).status, 200);
+  t.is(up.requests.length, 1);
+});
+
+test('callers: no or unknown bearer token is CALLER_UNAUTHENTICATED; outside the allow list is CALLER_FORBIDDEN', async (t) => {
+  const callers = `callers:
+  - name: order-service
+    token: ${CALLER_TOKEN}
+    allow: ["keeta:/order/*"]
+  - name: admin-tools
+    token: ${OTHER_TOKEN}
+    allow: ["keeta:${APP_LEVEL}"]
+`;
+  const { gw, up } = await withGateway(t, callers);
+  const path = `/keeta${APP_LEVEL}`;
+  const none = await rawRequest(gw.proxyUrl, { path, body: '{}' });
+  assertRefusal(t, none, 401, 'CALLER_UNAUTHENTICATED');
+  t.regex(String(none.headers['www-authenticate']), /^Bearer/);
+  assertRefusal(t, await rawRequest(gw.proxyUrl, { path, body: '{}', headers: { authorization: 'Bearer not-a-caller-token-at-all' } }), 401, 'CALLER_UNAUTHENTICATED');
+  assertRefusal(t, await rawRequest(gw.proxyUrl, { path, body: '{}', headers: { authorization: `Basic ${CALLER_TOKEN}` } }), 401, 'CALLER_UNAUTHENTICATED');
+  const forbidden = await rawRequest(gw.proxyUrl, { path, body: '{}', headers: { authorization: `Bearer ${CALLER_TOKEN}` } });
+  assertRefusal(t, forbidden, 403, 'CALLER_FORBIDDEN');
+  t.false(forbidden.body.includes(CALLER_TOKEN));
+  const ok = await rawRequest(gw.proxyUrl, { path, body: '{}', headers: { authorization: `Bearer ${OTHER_TOKEN}` } });
+  t.is(ok.status, 200);
+  t.is(up.requests.length, 1);
+  t.is(up.requests[0]!.headers.authorization, undefined, "the caller's Authorization is never forwarded");
+});
+
+test('UPSTREAM_UNREACHABLE when the connection fails', async (t) => {
+  const closed = createServer();
+  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+  const port = (closed.address() as AddressInfo).port;
+  await new Promise<void>((r) => closed.close(() => r()));
+  const { gw } = await withGateway(t, '', `http://127.0.0.1:${port}`);
+  const res = await rawRequest(gw.proxyUrl, { path: `/keeta${APP_LEVEL}`, body: '{}' });
+  assertRefusal(t, res, 502, 'UPSTREAM_UNREACHABLE');
+  t.is(await gw.metric('countersign_requests_total', { upstream: 'keeta', class: 'network_error' }), 1);
+});
+
+test('UPSTREAM_TIMEOUT when the upstream does not answer within its timeout', async (t) => {
+  const { gw, up } = await withGateway(t);
+  up.respond(() => ({ delayMs: 1500 }));
+  const res = await rawRequest(gw.proxyUrl, { path: `/keeta${APP_LEVEL}`, body: '{}' });
+  assertRefusal(t, res, 504, 'UPSTREAM_TIMEOUT');
+  t.is(await gw.metric('countersign_requests_total', { upstream: 'keeta', class: 'timeout' }), 1);
+});
+
+test("the upstream's status, headers and body come back unchanged, with X-Request-Id", async (t) => {
+  const { gw, up } = await withGateway(t);
+  const answer = '{"code":0,"message":"ok","data":{"orderViewId":1234567890123456789,"note":"開心 \\u00e9"}}';
+  up.respond(() => ({ status: 201, headers: { 'x-upstream-trace': 'abc', 'cache-control': 'no-store', connection: 'x-hop', 'x-hop': 'secret' }, body: answer }));
+  const mine = await rawRequest(gw.proxyUrl, { path: `/keeta${APP_LEVEL}`, body: '{}', headers: { 'x-request-id': 'req-123' } });
+  t.is(mine.status, 201);
+  t.is(mine.body, answer);
+  t.is(mine.headers['x-upstream-trace'], 'abc');
+  t.is(mine.headers['cache-control'], 'no-store');
+  t.is(mine.headers['x-hop'], undefined, 'headers listed in Connection are hop-by-hop');
+  t.is(mine.headers['x-request-id'], 'req-123');
+  const fresh = await rawRequest(gw.proxyUrl, { path: `/keeta${APP_LEVEL}`, body: '{}' });
+  t.regex(String(fresh.headers['x-request-id']), /^[0-9a-f-]{36}$/);
+});
+
+test('never forwarded: Authorization, X-Countersign-*, cookies, hop-by-hop headers', async (t) => {
+  const { gw, up } = await withGateway(t);
+  await rawRequest(gw.proxyUrl, {
+    path: `/keeta${APP_LEVEL}`,
+    body: '{}',
+    headers: {
+      authorization: 'Bearer whatever-the-caller-had',
+      'x-countersign-merchant': 'm1',
+      'x-countersign-debug': '1',
+      cookie: 'session=1',
+      connection: 'keep-alive, x-drop-me',
+      'x-drop-me': '1',
+      te: 'trailers',
+      'proxy-authorization': 'Basic abc',
+      'x-kept': 'yes',
+    },
+  });
+  const h = up.requests[0]!.headers;
+  for (const name of ['authorization', 'x-countersign-merchant', 'x-countersign-debug', 'cookie', 'x-drop-me', 'te', 'proxy-authorization']) {
+    t.is(h[name], undefined, name);
+  }
+  t.is(h['x-kept'], 'yes');
+});
+
+test('configured secrets and caller tokens never appear in the logs', async (t) => {
+  const callers = `callers:
+  - name: svc
+    token: ${CALLER_TOKEN}
+    allow: ["keeta:*"]
+`;
+  const { gw } = await withGateway(t, callers);
+  await rawRequest(gw.proxyUrl, { path: `/keeta${APP_LEVEL}`, body: '{"sig":"x"}', headers: { authorization: `Bearer ${CALLER_TOKEN}` } });
+  await rawRequest(gw.proxyUrl, { path: `/keeta${APP_LEVEL}`, body: '{}', headers: { authorization: `Bearer ${OTHER_TOKEN}` } });
+  await rawRequest(gw.proxyUrl, { path: '/keeta/order/get', body: '{"shopId":1}', headers: { authorization: `Bearer ${CALLER_TOKEN}` } });
+  const logs = gw.logText();
+  t.true(gw.logs.length >= 3, 'one line per request');
+  for (const secret of [APP_SECRET, CALLER_TOKEN, OTHER_TOKEN]) t.false(logs.includes(secret), `log leaks ${secret.slice(0, 8)}…`);
+  const line = JSON.parse(gw.logs.find((l) => l.includes('"msg":"request"'))!);
+  t.like(line, { upstream: 'keeta', class: 'success', status: 200, caller: 'svc' });
+  t.is(typeof line.requestId, 'string');
+  t.is(typeof line.durationMs, 'number');
+});

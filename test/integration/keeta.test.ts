@@ -1,0 +1,232 @@
+import test from 'ava';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KEETA_SIM_CODES } from '../../src/sim/index.js';
+import { FileStore } from '../../src/tokens/file-store.js';
+import { postJson } from '../helpers/http.js';
+import { DAY, assertNoRefreshReuse, keetaSetup } from '../helpers/keeta-setup.js';
+
+const SHOP = '466663';
+const BIG_SHOP = '9007199254740993'; // 2^53 + 1: a JS number would round it
+
+/** Bodies of the signer's unit table, sent through the proxy to the strict simulator. */
+const CASES: Array<[string, string]> = [
+  ['int64 and long numbers', `{"shopId":${SHOP},"shopCategory":{"id":1,"name":"c"},"orderViewId":1234567890123456789,"long":123456789012345678901234567890}`],
+  ['decimal and exponent lexemes', `{"shopId":${SHOP},"shopCategory":{"id":1,"name":"c"},"price":12.50,"e1":1e5,"e2":1E+5,"e3":-2.5e-3,"z":-0}`],
+  ['nested key order with integer-like keys', `{"shopId":${SHOP},"shopCategory":{"b":1,"2":2,"a":3,"1":4,"name":"x","description":null}}`],
+  ['unicode raw and escaped', `{"shopId":${SHOP},"shopCategory":{"id":1,"name":"c"},"name":"開心樂園餐","escaped":"\\u958b\\u5fc3","nested":{"n":"\\u00e9t\\u00e9 ☕"}}`],
+  ['quotes, newlines, slashes in nested strings', `{"shopId":${SHOP},"shopCategory":{"id":1,"name":"c"},"remark":"line1\\nline2 \\"q\\" a/b \\\\ tab\\t","nested":{"s":"x\\"y\\\\z\\n/\\u0001"}}`],
+  ['arrays of objects', `{"shopId":${SHOP},"shopCategory":{"id":1,"name":"c"},"items":[{"code":"A","qty":1},{"code":"B","qty":2,"opts":[1,2,{"k":null}]}],"empty":[]}`],
+  ['empty string, null, booleans', `{"shopId":${SHOP},"shopCategory":{"id":1,"name":"c"},"remark":"","gone":null,"yes":true,"no":false,"obj":{}}`],
+  ['pretty-printed input', `{\n  "shopId": ${SHOP},\n  "shopCategory": {\n    "id": 123,\n    "name": "test",\n    "type": 0,\n    "description": null\n  }\n}`],
+  ['caller copies of the four auth fields', `{"shopId":${SHOP},"shopCategory":{"id":1,"name":"c"},"appId":1,"timestamp":1,"accessToken":"forged","sig":"forged"}`],
+  ['int64 shopId above 2^53 routes to its merchant', `{"shopId":${BIG_SHOP},"orderViewId":756823555555859,"shopCategory":{"name":"c"}}`],
+];
+
+test('every signer case goes through the proxy and the simulator accepts the signature; values arrive unchanged', async (t) => {
+  const { sim, gw, addMerchant } = await keetaSetup(t);
+  const pair = await addMerchant('brand-1', [SHOP, BIG_SHOP]);
+  for (const [name, body] of CASES) {
+    sim.control.reset();
+    const res = await postJson(`${gw.proxyUrl}/keeta/product/shopcategory/update`, body);
+    t.is(res.status, 200, name);
+    t.is(res.json?.code, 0, `${name}: ${res.text}`);
+    const received = sim.control.counters().requests.at(-1)!;
+    const raw = received.rawBody;
+    t.false(/\s(?=(?:[^"]*"[^"]*")*[^"]*$)/.test(raw.replace(/"(?:[^"\\]|\\.)*"/g, '""')), `${name}: forwarded body is compact`);
+    t.true(raw.includes(`"accessToken":"${pair.accessToken}"`), `${name}: token injected`);
+    t.true(raw.includes(`"appId":3340612437`), `${name}: appId injected`);
+    t.false(raw.includes('forged'), `${name}: caller copies replaced`);
+    t.regex(raw, /"sig":"[0-9a-f]{64}"}$/);
+  }
+  // Lexemes the simulator received, byte for byte.
+  const sent = (i: number) => {
+    sim.control.reset();
+    return postJson(`${gw.proxyUrl}/keeta/product/shopcategory/update`, CASES[i]![1]).then(() => sim.control.counters().requests.at(-1)!.rawBody);
+  };
+  const numbers = await sent(0);
+  t.true(numbers.includes('"orderViewId":1234567890123456789'));
+  t.true(numbers.includes('"long":123456789012345678901234567890'));
+  const lexemes = await sent(1);
+  for (const l of ['"price":12.50', '"e1":1e5', '"e2":1E+5', '"e3":-2.5e-3', '"z":-0']) t.true(lexemes.includes(l), l);
+  t.true((await sent(2)).includes('"shopCategory":{"b":1,"2":2,"a":3,"1":4,"name":"x","description":null}'));
+  const unicode = await sent(3);
+  t.true(unicode.includes('"escaped":"開心"'));
+  t.true(unicode.includes('"nested":{"n":"été ☕"}'));
+  t.true((await sent(4)).includes('"nested":{"s":"x\\"y\\\\z\\n/\\u0001"}'));
+  t.true((await sent(7)).includes('"shopCategory":{"id":123,"name":"test","type":0,"description":null}'));
+  t.true((await sent(9)).includes(`"shopId":${BIG_SHOP}`));
+  assertNoRefreshReuse(t, sim);
+});
+
+test('the merchant comes from X-Countersign-Merchant, else the shopId; UNKNOWN_MERCHANT names what is missing', async (t) => {
+  const { sim, gw, addMerchant } = await keetaSetup(t);
+  const a = await addMerchant('brand-a', ['1001']);
+  const b = await addMerchant('brand-b', ['2002']);
+  const viaShop = await postJson(`${gw.proxyUrl}/keeta/order/get`, { orderViewId: 1, shopId: 2002 });
+  t.is(viaShop.json.code, 0);
+  t.true(sim.control.counters().requests.at(-1)!.rawBody.includes(b.accessToken));
+  const viaHeader = await postJson(`${gw.proxyUrl}/keeta/product/shopcategory/update`, { shopId: 1001, shopCategory: { id: 1, name: 'c' } }, { 'x-countersign-merchant': 'brand-a' });
+  t.is(viaHeader.json.code, 0);
+  t.true(sim.control.counters().requests.at(-1)!.rawBody.includes(a.accessToken));
+  t.false(sim.control.counters().requests.at(-1)!.headers['x-countersign-merchant'] !== undefined);
+
+  const unknownShop = await postJson(`${gw.proxyUrl}/keeta/order/get`, { orderViewId: 1, shopId: 999 });
+  t.is(unknownShop.status, 400);
+  t.is(unknownShop.json.error.code, 'UNKNOWN_MERCHANT');
+  t.regex(unknownShop.json.error.message, /shopId 999/);
+  const none = await postJson(`${gw.proxyUrl}/keeta/order/get`, { orderViewId: 1 });
+  t.is(none.json.error.code, 'UNKNOWN_MERCHANT');
+  t.regex(none.json.error.message, /X-Countersign-Merchant or a shopId/);
+  const unknownHeader = await postJson(`${gw.proxyUrl}/keeta/order/get`, { orderViewId: 1 }, { 'x-countersign-merchant': 'nobody' });
+  t.is(unknownHeader.json.error.code, 'UNKNOWN_MERCHANT');
+  assertNoRefreshReuse(t, sim);
+});
+
+test('app-level paths are signed without a token; the token endpoint is FORBIDDEN_PATH', async (t) => {
+  const { sim, gw } = await keetaSetup(t);
+  const res = await postJson(`${gw.proxyUrl}/keeta/base/callback/url/set`, { eventId: 1002, url: 'https://example.com/hook', isTest: 1, accessToken: 'caller-sent' });
+  t.is(res.json.code, 0, res.text);
+  t.false(sim.control.counters().requests.at(-1)!.rawBody.includes('accessToken'));
+  const forbidden = await postJson(`${gw.proxyUrl}/keeta/base/oauth/token`, { grantType: 'refresh_token', refreshToken: 'x' });
+  t.is(forbidden.status, 403);
+  t.is(forbidden.json.error.code, 'FORBIDDEN_PATH');
+  t.is(sim.control.counters().tokenCalls, 0);
+});
+
+test('a token inside its window is refreshed once: 60 concurrent requests make one refresh, all succeed', async (t) => {
+  const { sim, gw, addMerchant } = await keetaSetup(t);
+  const old = await addMerchant('brand-1', [SHOP], { expiresInSec: 3 * 86_400 }); // 3 days left, refreshBefore 4d
+  const results = await Promise.all(
+    Array.from({ length: 60 }, (_, i) => postJson(`${gw.proxyUrl}/keeta/order/get`, { orderViewId: 1000 + i, shopId: Number(SHOP) })),
+  );
+  t.true(results.every((r) => r.json?.code === 0));
+  // The renewal runs in the background while the still-valid token serves; wait for it.
+  for (let i = 0; i < 100 && sim.control.counters().refreshCalls === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 100));
+  t.is(sim.control.counters().refreshCalls, 1);
+  const current = sim.control.merchant('brand-1')!;
+  t.not(current.accessToken, old.accessToken);
+  t.is(gw.app.cache.get('keeta', 'brand-1')!.accessToken, current.accessToken, 'the new pair is in use');
+  t.is(await gw.metric('countersign_token_refreshes_total', { upstream: 'keeta', trigger: 'on_demand', result: 'success' }), 1);
+  const after = await postJson(`${gw.proxyUrl}/keeta/order/get`, { orderViewId: 1, shopId: Number(SHOP) });
+  t.true(sim.control.counters().requests.at(-1)!.rawBody.includes(current.accessToken));
+  t.is(after.json.code, 0);
+  assertNoRefreshReuse(t, sim);
+});
+
+test('the background scheduler renews proactively, and reads a wrapped token answer', async (t) => {
+  const { sim, gw, addMerchant } = await keetaSetup(t);
+  sim.control.setTokenResponseShape('wrapped');
+  await addMerchant('brand-1', [SHOP], { expiresInSec: 2 * 86_400 });
+  await addMerchant('brand-2', ['777'], { expiresInSec: 80 * 86_400 });
+  await gw.app.upstreams.get('keeta')!.tokens.tick();
+  t.is(sim.control.counters().refreshCalls, 1, 'only the merchant inside its window');
+  t.is(await gw.metric('countersign_token_refreshes_total', { upstream: 'keeta', trigger: 'proactive', result: 'success' }), 1);
+  t.true(gw.app.cache.get('keeta', 'brand-1')!.expiresAt > Date.now() + 89 * DAY);
+  assertNoRefreshReuse(t, sim);
+});
+
+test('a restart on the file store keeps the rotated pair', async (t) => {
+  const path = join(mkdtempSync(join(tmpdir(), 'cs-keeta-file-')), 'tokens.json');
+  const first = await keetaSetup(t, { store: new FileStore({ path }) });
+  await first.addMerchant('brand-1', [SHOP], { expiresInSec: 86_400 });
+  const refreshed = await fetch(`${first.gw.adminUrl}/admin/upstreams/keeta/merchants/brand-1/refresh`, { method: 'POST' });
+  t.is(refreshed.status, 200);
+  const rotated = first.sim.control.merchant('brand-1')!;
+  await first.gw.close();
+
+  // A second gateway on the same file and the same simulator.
+  const { startGateway } = await import('../helpers/gateway.js');
+  const gw2 = await startGateway(
+    `upstreams:\n  keeta:\n    type: keeta\n    baseUrl: ${first.sim.baseUrl}\n    appId: 3340612437\n    appSecret: keeta-test-app-secret-5e1f\n`,
+    { store: new FileStore({ path }) },
+  );
+  t.teardown(() => gw2.close());
+  const rec = gw2.app.cache.get('keeta', 'brand-1')!;
+  t.is(rec.accessToken, rotated.accessToken);
+  t.is(rec.refreshToken, rotated.refreshToken);
+  t.deepEqual([...rec.shopIds], [SHOP]);
+  const res = await postJson(`${gw2.proxyUrl}/keeta/order/get`, { orderViewId: 5, shopId: Number(SHOP) });
+  t.is(res.json.code, 0);
+  t.true(first.sim.control.counters().requests.at(-1)!.rawBody.includes(rotated.accessToken));
+  assertNoRefreshReuse(t, first.sim);
+});
+
+test('an upstream token rejection leads to one refresh and one retry, invisible to the caller', async (t) => {
+  const { sim, gw, addMerchant } = await keetaSetup(t);
+  await addMerchant('brand-1', [SHOP]);
+  sim.control.expireAccessToken('brand-1');
+  sim.control.reset();
+  const res = await postJson(`${gw.proxyUrl}/keeta/order/get`, { orderViewId: 42, shopId: Number(SHOP) });
+  t.is(res.status, 200);
+  t.is(res.json.code, 0, res.text);
+  const c = sim.control.counters();
+  t.is(c.refreshCalls, 1);
+  t.deepEqual(
+    c.requests.map((r) => [r.path, r.code]),
+    [
+      ['/api/open/order/get', KEETA_SIM_CODES.ACCESS_TOKEN_INVALID],
+      ['/api/open/base/oauth/token', 0],
+      ['/api/open/order/get', 0],
+    ],
+  );
+  t.is(await gw.metric('countersign_retries_total', { upstream: 'keeta', reason: 'token' }), 1);
+  t.is(await gw.metric('countersign_requests_total', { upstream: 'keeta', class: 'success' }), 1);
+  t.is(await gw.metric('countersign_token_refreshes_total', { upstream: 'keeta', trigger: 'rejected', result: 'success' }), 1);
+  assertNoRefreshReuse(t, sim);
+});
+
+test('a failing refresh keeps serving with the still-valid token, and /admin/tokens shows it', async (t) => {
+  const { sim, gw, addMerchant } = await keetaSetup(t);
+  const pair = await addMerchant('brand-1', [SHOP], { expiresInSec: 3 * 86_400 });
+  sim.control.failNext(1, { code: KEETA_SIM_CODES.SERVER_ERROR, includeTokenEndpoint: true });
+  const refresh = await fetch(`${gw.adminUrl}/admin/upstreams/keeta/merchants/brand-1/refresh`, { method: 'POST' });
+  t.is(refresh.status, 503);
+  const err = (await refresh.json()) as any;
+  t.is(err.error.code, 'TOKEN_UNAVAILABLE');
+  t.truthy(refresh.headers.get('retry-after'));
+  t.false(JSON.stringify(err).includes(pair.refreshToken));
+
+  const res = await postJson(`${gw.proxyUrl}/keeta/order/get`, { orderViewId: 7, shopId: Number(SHOP) });
+  t.is(res.json.code, 0);
+  t.true(sim.control.counters().requests.at(-1)!.rawBody.includes(pair.accessToken), 'old token still in use');
+
+  const tokens = (await (await fetch(`${gw.adminUrl}/admin/tokens`)).json()) as any;
+  const text = JSON.stringify(tokens);
+  const m = tokens.upstreams.find((u: any) => u.name === 'keeta').merchants.find((x: any) => x.merchant === 'brand-1');
+  t.is(m.state, 'refresh_failed');
+  t.is(m.shopCount, 1);
+  t.regex(m.lastRefreshError.message, /315000101/);
+  t.false(text.includes(pair.accessToken) || text.includes(pair.refreshToken), 'no token in the admin answer');
+  t.is(await gw.metric('countersign_token_refreshes_total', { upstream: 'keeta', trigger: 'admin', result: 'failure' }), 1);
+  t.is(await gw.metric('countersign_tokens', { upstream: 'keeta', state: 'refresh_failed' }), 1);
+  assertNoRefreshReuse(t, sim);
+});
+
+test('admin: shops replaced, merchant deleted, import validation, int64 shopIds kept exactly', async (t) => {
+  const { sim, gw, addMerchant } = await keetaSetup(t);
+  await addMerchant('brand-1', [SHOP]);
+  const put = await fetch(`${gw.adminUrl}/admin/upstreams/keeta/merchants/brand-1/shops`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: `{"shopIds":[${BIG_SHOP}, 12]}`,
+  });
+  t.is(put.status, 204);
+  t.deepEqual([...gw.app.cache.get('keeta', 'brand-1')!.shopIds], [BIG_SHOP, '12']);
+  t.is(gw.app.cache.merchantForShop('keeta', SHOP), undefined);
+
+  const bad = await fetch(`${gw.adminUrl}/admin/upstreams/keeta/merchants/brand-2/token`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: '{"accessToken":"a","expiresIn":-1}',
+  });
+  t.is(bad.status, 400);
+  const del = await fetch(`${gw.adminUrl}/admin/upstreams/keeta/merchants/brand-1`, { method: 'DELETE' });
+  t.is(del.status, 204);
+  t.is(gw.app.cache.get('keeta', 'brand-1'), undefined);
+  const gone = await postJson(`${gw.proxyUrl}/keeta/order/get`, { orderViewId: 1, shopId: BIG_SHOP });
+  t.is(gone.json.error.code, 'UNKNOWN_MERCHANT');
+  assertNoRefreshReuse(t, sim);
+});
