@@ -121,3 +121,31 @@ upstreams:
   t.is(code, 2);
   t.regex(stderr, /signing is not available for ks/);
 });
+
+test('sign for Keeta prints the exact pre-hash with <appSecret> and <accessToken>, and the official signature', async (t) => {
+  const { FileStore } = await import('../../src/tokens/file-store.js');
+  const dir = mkdtempSync(join(tmpdir(), 'cs-sign-'));
+  const store = new FileStore({ path: join(dir, 'tokens.json') });
+  await store.open();
+  await store.put({ upstream: 'keeta', merchant: 'm1', accessToken: 'abc', refreshToken: 'r', issuedAt: 1, expiresAt: 2, refreshedAt: 1, shopIds: ['123'] });
+  await store.close();
+  const file = join(dir, 'countersign.yaml');
+  writeFileSync(
+    file,
+    `store:\n  type: file\n  path: ./tokens.json\nupstreams:\n  keeta:\n    type: keeta\n    baseUrl: https://open.mykeeta.com/api/open\n    appId: 123\n    appSecret: abc\n`,
+  );
+  const body = '{"shopId": 123, "shopCategory": {"id":123,"name":"test","type":0,"description":null}}';
+  const { code, stdout } = await runCli(['sign', '--config', file, '--upstream', 'keeta', '--path', '/product/shopcategory/update', '--body', body, '--merchant', 'm1', '--timestamp', '1682566749']);
+  t.is(code, 0);
+  t.true(
+    stdout.includes(
+      'https://open.mykeeta.com/api/open/product/shopcategory/update?accessToken=<accessToken>&appId=123&shopCategory={"id":123,"name":"test","type":0,"description":null}&shopId=123&timestamp=1682566749<appSecret>',
+    ),
+    stdout,
+  );
+  t.regex(stdout, /sig: 48eb6d562bb0673e3db753831f032be237fc19d1e5c33fcb5386d89c0eebca86/);
+
+  const bad = await runCli(['sign', '--config', file, '--upstream', 'keeta', '--path', '/x', '--body', '{"a":']);
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /--body is not valid JSON/);
+});

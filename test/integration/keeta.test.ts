@@ -230,3 +230,51 @@ test('admin: shops replaced, merchant deleted, import validation, int64 shopIds 
   t.is(gone.json.error.code, 'UNKNOWN_MERCHANT');
   assertNoRefreshReuse(t, sim);
 });
+
+test('a request with a cached valid token does no store I/O', async (t) => {
+  const { MemoryStore } = await import('../../src/tokens/memory-store.js');
+  const inner = new MemoryStore();
+  const calls: string[] = [];
+  const counting = new Proxy(inner, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver);
+      if (typeof v !== 'function') return v;
+      return (...args: unknown[]) => {
+        calls.push(String(prop));
+        return (v as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  const { sim, gw, addMerchant } = await keetaSetup(t, { store: counting });
+  await addMerchant('brand-1', [SHOP]);
+  calls.length = 0;
+  for (let i = 0; i < 20; i++) {
+    t.is((await postJson(`${gw.proxyUrl}/keeta/order/get`, { orderViewId: i + 1, shopId: Number(SHOP) })).json.code, 0);
+    t.is((await postJson(`${gw.proxyUrl}/keeta/order/get`, { orderViewId: i + 1, shopId: 1 }, { "x-countersign-merchant": "brand-1" })).json.code, 115000110);
+  }
+  t.deepEqual(calls, []);
+  assertNoRefreshReuse(t, sim);
+});
+
+test('no token or secret appears in logs, metrics, admin answers or error bodies across a token lifecycle', async (t) => {
+  const { sim, gw, addMerchant } = await keetaSetup(t);
+  const first = await addMerchant('brand-1', [SHOP], { expiresInSec: 3 * 86_400 });
+  const bodies: string[] = [];
+  bodies.push((await postJson(`${gw.proxyUrl}/keeta/order/get`, { orderViewId: 1, shopId: Number(SHOP) })).text);
+  await gw.app.upstreams.get('keeta')!.tokens.tick().catch(() => {});
+  for (let i = 0; i < 50 && gw.app.cache.get('keeta', 'brand-1')!.accessToken === first.accessToken; i++) await new Promise((r) => setTimeout(r, 20));
+  const second = sim.control.merchant('brand-1')!;
+  sim.control.expireAccessToken('brand-1');
+  bodies.push((await postJson(`${gw.proxyUrl}/keeta/order/get`, { orderViewId: 2, shopId: Number(SHOP) })).text);
+  sim.control.failNext(1, { code: KEETA_SIM_CODES.SERVER_ERROR, includeTokenEndpoint: true });
+  bodies.push(await (await fetch(`${gw.adminUrl}/admin/upstreams/keeta/merchants/brand-1/refresh`, { method: 'POST' })).text());
+  bodies.push(await (await fetch(`${gw.adminUrl}/admin/tokens`)).text());
+  bodies.push(await (await fetch(`${gw.adminUrl}/admin/upstreams/keeta/merchants/brand-1/token`, { method: 'PUT', body: `{"accessToken":"${first.accessToken}","refreshToken":"${first.refreshToken}","expiresIn":1,"issuedAtTime":1}` })).text());
+  const third = sim.control.merchant('brand-1')!;
+  const everything = [gw.logText(), await gw.app.registry.metrics(), ...bodies].join('\n');
+  for (const secret of [first.accessToken, first.refreshToken, second.accessToken, second.refreshToken, third.accessToken, third.refreshToken, 'keeta-test-app-secret-5e1f']) {
+    t.false(everything.includes(secret), `leaked ${secret.slice(0, 6)}…`);
+  }
+  t.true(gw.logs.length > 5);
+  assertNoRefreshReuse(t, sim);
+});
