@@ -34,7 +34,8 @@ function connectionListed(headers: IncomingHttpHeaders | Record<string, unknown>
 /**
  * The caller's headers that may go upstream: not hop-by-hop, not `Authorization` (the caller's
  * credential for us), not `X-Countersign-*` (instructions for us), not any header in `drop`
- * (the upstream auth headers the proxy sets itself; lower-case names), and not cookies.
+ * (the upstream auth headers the proxy sets itself; lower-case names), not cookies, and not
+ * Accept-Encoding.
  */
 export function forwardableRequestHeaders(headers: IncomingHttpHeaders, drop: ReadonlySet<string>): Record<string, string | string[]> {
   const listed = connectionListed(headers);
@@ -43,6 +44,8 @@ export function forwardableRequestHeaders(headers: IncomingHttpHeaders, drop: Re
     if (value === undefined) continue;
     if (HOP_BY_HOP.has(name) || listed.has(name) || drop.has(name)) continue;
     if (name === 'authorization' || name === 'cookie' || name.startsWith('x-countersign-')) continue;
+    // The proxy reads every answer's envelope code (classes, retries): ask for it uncompressed.
+    if (name === 'accept-encoding') continue;
     out[name] = value;
   }
   return out;

@@ -13,6 +13,7 @@ import type { TokenCache } from '../tokens/token-cache.js';
 /** Caller headers the proxy replaces: the body is re-serialised, so its type/encoding are ours. */
 const REPLACED_HEADERS = new Set(['content-type', 'content-encoding']);
 const SHOP_ID = /^\d{1,20}$/;
+const MERCHANT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
  * Keeta (protocols.md 1.x, 4.1, 4.2): the body is parsed once into a lexeme-preserving tree;
@@ -91,7 +92,10 @@ export function createKeetaHandler(deps: {
 
       function findMerchant(header: string | string[] | undefined, obj: JsonObjectNode): string {
         const named = Array.isArray(header) ? header[0] : header;
-        if (named) return named;
+        if (named !== undefined) {
+          if (!MERCHANT_ID.test(named)) throw new GatewayError('UNKNOWN_MERCHANT', 'X-Countersign-Merchant must be 1-128 characters of letters, digits, . _ : -');
+          return named;
+        }
         const shop = getField(obj, 'shopId');
         const shopId = shop?.kind === 'number' ? shop.lexeme : shop?.kind === 'string' ? shop.value : undefined;
         if (shopId === undefined) {

@@ -65,6 +65,8 @@ export class TokenService {
   readonly #o: Required<TokenServiceOptions>;
   readonly #inflight = new Map<string, Promise<TokenRecord>>();
   readonly #failures = new Map<string, FailureState>();
+  /** Renewal refused for spacing: no new attempt (and no store I/O for one) before this time. */
+  readonly #notBefore = new Map<string, number>();
   /** New pairs obtained but not yet written: never used, never lost, written again until it works. */
   readonly #pendingWrites = new Map<string, TokenRecord>();
   #pendingTimer: NodeJS.Timeout | undefined;
@@ -167,6 +169,7 @@ export class TokenService {
   forget(merchant: string): void {
     const key = TokenCache.key(this.upstream, merchant);
     this.#failures.delete(key);
+    this.#notBefore.delete(key);
     this.#pendingWrites.delete(key);
   }
 
@@ -186,8 +189,9 @@ export class TokenService {
   }
 
   #inBackoff(merchant: string, now: number): boolean {
-    const f = this.#failures.get(TokenCache.key(this.upstream, merchant));
-    return f !== undefined && f.nextAttemptAt > now;
+    const key = TokenCache.key(this.upstream, merchant);
+    const f = this.#failures.get(key);
+    return (f !== undefined && f.nextAttemptAt > now) || (this.#notBefore.get(key) ?? 0) > now;
   }
 
   async #renew(merchant: string, trigger: RefreshTrigger, rejectedToken: string | undefined): Promise<TokenRecord> {
@@ -213,6 +217,7 @@ export class TokenService {
         const now = o.clock.now();
         if (stored && (trigger === 'proactive' || trigger === 'on_demand') && now < stored.expiresAt - o.refreshBeforeMs) return stored;
         if (stored && o.spacingMs > 0 && now - stored.refreshedAt < o.spacingMs) {
+          this.#notBefore.set(key, stored.refreshedAt + o.spacingMs);
           throw tokenUnavailable(
             `${this.upstream} merchant "${merchant}" was renewed less than ${Math.round(o.spacingMs / 1000)} s ago; renewals are spaced`,
             stored.refreshedAt + o.spacingMs - now,
@@ -237,6 +242,7 @@ export class TokenService {
       });
       const rec = outcome.acquired ? outcome.value : await this.#waitForOther(merchant, before, rejectedToken);
       this.#failures.delete(key);
+      this.#notBefore.delete(key);
       if (outcome.acquired && attempted) {
         o.log.info({ upstream: this.upstream, trigger, expiresAt: new Date(rec.expiresAt).toISOString() }, 'token renewed');
       }

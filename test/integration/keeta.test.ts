@@ -81,6 +81,9 @@ test('the merchant comes from X-Countersign-Merchant, else the shopId; UNKNOWN_M
   t.regex(none.json.error.message, /X-Countersign-Merchant or a shopId/);
   const unknownHeader = await postJson(`${gw.proxyUrl}/keeta/order/get`, { orderViewId: 1 }, { 'x-countersign-merchant': 'nobody' });
   t.is(unknownHeader.json.error.code, 'UNKNOWN_MERCHANT');
+  const badHeader = await postJson(`${gw.proxyUrl}/keeta/order/get`, { orderViewId: 1 }, { 'x-countersign-merchant': 'a b/c' });
+  t.is(badHeader.json.error.code, 'UNKNOWN_MERCHANT');
+  t.regex(badHeader.json.error.message, /X-Countersign-Merchant must be/);
   assertNoRefreshReuse(t, sim);
 });
 
@@ -277,4 +280,31 @@ test('no token or secret appears in logs, metrics, admin answers or error bodies
   }
   t.true(gw.logs.length > 5);
   assertNoRefreshReuse(t, sim);
+});
+
+test('a renewal held back by the 60 s spacing is not retried by every request (no store I/O storm)', async (t) => {
+  const { MemoryStore } = await import('../../src/tokens/memory-store.js');
+  const inner = new MemoryStore();
+  const calls: string[] = [];
+  const counting = new Proxy(inner, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver);
+      if (typeof v !== 'function') return v;
+      return (...args: unknown[]) => {
+        calls.push(String(prop));
+        return (v as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  const { sim, gw, addMerchant } = await keetaSetup(t, { store: counting });
+  // Issued just now, yet inside the 4-day window: the spacing forbids a renewal for a minute.
+  await addMerchant('brand-1', [SHOP], { expiresInSec: 3 * 86_400, issuedAgoMs: 0 });
+  calls.length = 0;
+  for (let i = 0; i < 20; i++) {
+    t.is((await postJson(`${gw.proxyUrl}/keeta/order/get`, { orderViewId: i + 1, shopId: Number(SHOP) })).json.code, 0);
+  }
+  t.is(sim.control.counters().refreshCalls, 0);
+  t.true(calls.filter((c) => c === 'withLock').length <= 1, calls.join(','));
+  const tokens = (await (await fetch(`${gw.adminUrl}/admin/tokens`)).json()) as any;
+  t.is(tokens.upstreams[0].merchants[0].state, 'expiring', 'a spacing refusal is not a failure');
 });
