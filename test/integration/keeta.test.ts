@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KEETA_SIM_CODES } from '../../src/sim/index.js';
 import { FileStore } from '../../src/tokens/file-store.js';
+import { countingStore } from '../helpers/counting-store.js';
 import { postJson } from '../helpers/http.js';
 import { DAY, assertNoRefreshReuse, keetaSetup } from '../helpers/keeta-setup.js';
 
@@ -235,19 +236,7 @@ test('admin: shops replaced, merchant deleted, import validation, int64 shopIds 
 });
 
 test('a request with a cached valid token does no store I/O', async (t) => {
-  const { MemoryStore } = await import('../../src/tokens/memory-store.js');
-  const inner = new MemoryStore();
-  const calls: string[] = [];
-  const counting = new Proxy(inner, {
-    get(target, prop, receiver) {
-      const v = Reflect.get(target, prop, receiver);
-      if (typeof v !== 'function') return v;
-      return (...args: unknown[]) => {
-        calls.push(String(prop));
-        return (v as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
-  });
+  const { store: counting, calls } = countingStore();
   const { sim, gw, addMerchant } = await keetaSetup(t, { store: counting });
   await addMerchant('brand-1', [SHOP]);
   calls.length = 0;
@@ -283,19 +272,7 @@ test('no token or secret appears in logs, metrics, admin answers or error bodies
 });
 
 test('a renewal held back by the 60 s spacing is not retried by every request (no store I/O storm)', async (t) => {
-  const { MemoryStore } = await import('../../src/tokens/memory-store.js');
-  const inner = new MemoryStore();
-  const calls: string[] = [];
-  const counting = new Proxy(inner, {
-    get(target, prop, receiver) {
-      const v = Reflect.get(target, prop, receiver);
-      if (typeof v !== 'function') return v;
-      return (...args: unknown[]) => {
-        calls.push(String(prop));
-        return (v as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
-  });
+  const { store: counting, calls } = countingStore();
   const { sim, gw, addMerchant } = await keetaSetup(t, { store: counting });
   // Issued just now, yet inside the 4-day window: the spacing forbids a renewal for a minute.
   await addMerchant('brand-1', [SHOP], { expiresInSec: 3 * 86_400, issuedAgoMs: 0 });
