@@ -80,7 +80,7 @@ upstreams:
   keeta: { type: keeta, baseUrl: ${upstream}/api/open, appId: 3340612437, appSecret: bench-secret }
   ks: { type: keysecure, baseUrl: ${upstream}, apiKey: bench-key, timezone: UTC+8 }
 `);
-  const app = buildApp({ config, store: new MemoryStore(), registry: new Registry(), logger: createLogger({ level: 'warn' }), schedulerIntervalMs: 0 });
+  const app = buildApp({ config, store: new MemoryStore(), registry: new Registry(), logger: createLogger({ level: process.env.BENCH_LOG_LEVEL ?? 'warn' }), schedulerIntervalMs: 0 });
   await app.start();
   const l = await listenApp(app, config.listen);
   await fetch(`${l.adminUrl}/admin/upstreams/keeta/merchants/brand/token`, {

@@ -201,7 +201,9 @@ export function buildApp(deps: AppDeps): App {
       draining = true;
       if (retryTimer) clearTimeout(retryTimer);
       unsubscribe?.();
-      for (const u of upstreams.values()) u.tokens.close();
+      // Renewals under way finish and pending writes get a last try before their
+      // connections close: a renewed pair must not die with the process.
+      await Promise.all([...upstreams.values()].map((u) => u.tokens.close()));
       await forwarder.close();
       await store.close();
     },

@@ -17,6 +17,8 @@ export const ERROR_STATUS = {
   UNKNOWN_UPSTREAM: 404,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
+  /** The caller closed the connection before its request was read (nginx's 499). */
+  CLIENT_CLOSED: 499,
   CONFLICT: 409,
   TOKEN_UNAVAILABLE: 503,
   STORE_UNAVAILABLE: 503,

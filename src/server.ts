@@ -42,8 +42,13 @@ export async function listenApp(app: App, addresses: { proxy: string; admin: str
     new Promise<void>((resolve) => {
       const force = setTimeout(() => server.closeAllConnections(), graceMs);
       force.unref();
+      // A keep-alive socket whose request is still running becomes idle once its response is
+      // sent: close idle sockets as they appear instead of waiting for the grace period.
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
+      sweep.unref();
       server.close(() => {
         clearTimeout(force);
+        clearInterval(sweep);
         resolve();
       });
       server.closeIdleConnections();

@@ -2,6 +2,7 @@ import type { Config } from './config/load.js';
 import { JsonSyntaxError, parseJsonText } from './keeta/json-text.js';
 import { signKeetaRequest } from './keeta/signer.js';
 import { createStore } from './tokens/create-store.js';
+import { FileStore } from './tokens/file-store.js';
 
 export interface SignArgs {
   upstream?: string | undefined;
@@ -36,7 +37,8 @@ export async function signCommand(config: Config, args: SignArgs): Promise<strin
 
   let accessToken: string | undefined;
   if (args.merchant) {
-    const store = createStore(config.store);
+    // Read-only: a gateway may be running on the same file.
+    const store = config.store.type === 'file' ? new FileStore({ path: config.store.path, readOnly: true }) : createStore(config.store);
     try {
       await store.open();
       const rec = await store.get(name, args.merchant);

@@ -82,10 +82,29 @@ export class TokenAdmin {
     const node = getField(body, 'shopIds');
     if (!node) throw new GatewayError('BAD_REQUEST', 'shopIds: required');
     const shopIds = parseShopIds(node);
-    const current = this.cache.get(u.name, merchant) ?? (await this.storeGet(u.name, merchant));
-    if (!current) throw new GatewayError('NOT_FOUND', `no merchant "${merchant}" of ${u.name}; import its token first`);
     this.checkShopOwners(u.name, merchant, shopIds);
-    await this.write({ ...current, shopIds }, 'the pair changed while the shops were written; try again');
+    // Under the refresh lock: a renewal running meanwhile would write the old shop list back.
+    await this.underLock(u.name, merchant, async () => {
+      const current = await this.storeGet(u.name, merchant);
+      if (!current) throw new GatewayError('NOT_FOUND', `no merchant "${merchant}" of ${u.name}; import its token first`);
+      await this.write({ ...current, shopIds }, 'the pair changed while the shops were written; try again');
+    });
+  }
+
+  /** Run `fn` holding the merchant's refresh lock, waiting (up to ~10 s) for a renewal to end. */
+  private async underLock(upstream: string, merchant: string, fn: () => Promise<void>): Promise<void> {
+    for (let i = 0; i < 100; i++) {
+      let outcome;
+      try {
+        outcome = await this.store.withLock(upstream, merchant, 10_000, fn);
+      } catch (err) {
+        if (err instanceof GatewayError) throw err;
+        throw new GatewayError('STORE_UNAVAILABLE', 'the token store cannot be reached; nothing was changed', { cause: err });
+      }
+      if (outcome.acquired) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new GatewayError('CONFLICT', 'a token renewal of this merchant is still running; try again');
   }
 
   /** POST …/merchants/{m}/refresh (Keeta) and …/refresh (KeySecure). */

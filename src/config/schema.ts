@@ -17,6 +17,9 @@ const duration = z
     return ms;
   });
 
+/** A duration that must be more than zero (a zero timeout would mean none at all). */
+const positiveDuration = duration.refine((ms) => ms > 0, 'must be more than 0');
+
 const positiveInt = z.union([z.number(), z.string().regex(/^\d+$/, 'expected a whole number').transform(Number)]).pipe(
   z.number().int('expected a whole number').positive('must be greater than 0'),
 );
@@ -53,7 +56,7 @@ const keetaUpstream = z
     refreshSpacing: duration.default('60s'),
     tokenErrorCodes: z.array(z.number().int()).default([]),
     appLevelPaths: z.array(upstreamPath).default(['/base/callback/url/set']),
-    timeout: duration.default('10s'),
+    timeout: positiveDuration.default('10s'),
   })
   .strict();
 
@@ -69,7 +72,7 @@ const keysecureUpstream = z
     refreshBefore: duration.default('5m'),
     /** Stamp this far in the past so a timestamp never lands in the upstream's future (protocols.md 4.3). */
     timestampMargin: duration.default('1s'),
-    timeout: duration.default('10s'),
+    timeout: positiveDuration.default('10s'),
   })
   .strict();
 

@@ -14,13 +14,19 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
   }
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) {
-      req.resume();
-      throw tooLarge();
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limit) {
+        req.resume();
+        throw tooLarge();
+      }
+      chunks.push(chunk);
     }
-    chunks.push(chunk);
+  } catch (err) {
+    if (err instanceof GatewayError) throw err;
+    throw new GatewayError('CLIENT_CLOSED', 'the caller closed the connection before sending its whole body', { cause: err });
   }
+  if (req.readableAborted) throw new GatewayError('CLIENT_CLOSED', 'the caller closed the connection before sending its whole body');
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
 }

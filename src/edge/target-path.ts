@@ -51,3 +51,11 @@ export function parseTargetPath(rawUrl: string): TargetPath {
 function badPath(message: string): GatewayError {
   return new GatewayError('BAD_PATH', message);
 }
+
+/** The first path segment of a request target, without validating anything (for metrics of refused requests). */
+export function leadingSegment(rawUrl: string): string {
+  const abs = ABSOLUTE_FORM.exec(rawUrl);
+  const url = abs ? rawUrl.slice(abs[0].length) : rawUrl;
+  const end = url.slice(1).search(/[/?#]/);
+  return end === -1 ? url.slice(1) : url.slice(1, end + 1);
+}

@@ -14,6 +14,7 @@ import type { TokenCache } from '../tokens/token-cache.js';
 const REPLACED_HEADERS = new Set(['content-type', 'content-encoding']);
 const SHOP_ID = /^\d{1,20}$/;
 const MERCHANT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const KEETA_PATH = /^(?:\/[A-Za-z0-9_.-]+)+$/;
 
 /**
  * Keeta (protocols.md 1.x, 4.1, 4.2): the body is parsed once into a lexeme-preserving tree;
@@ -36,7 +37,13 @@ export function createKeetaHandler(deps: {
     type: 'keeta',
     origin,
     begin(req): Exchange {
-      if (req.path === KEETA_TOKEN_PATH) {
+      // Keeta's paths are plain words. Anything else (percent-encoding, `;` parameters, a
+      // trailing slash) could name the same endpoint to Keeta's server while slipping past
+      // the checks below, so it is refused; the token endpoint is matched case-insensitively.
+      if (!KEETA_PATH.test(req.path)) {
+        throw new GatewayError('BAD_PATH', 'Keeta paths are segments of letters, digits, _ . - (no encoding, parameters or trailing slash)');
+      }
+      if (req.path.toLowerCase() === KEETA_TOKEN_PATH) {
         throw new GatewayError('FORBIDDEN_PATH', `${KEETA_TOKEN_PATH} is the proxy's own: tokens are imported through the admin API and renewed by the proxy`);
       }
       const body = parseBody(req.body);

@@ -40,6 +40,7 @@ const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'
 
 export function createForwarder(options: ForwarderOptions = {}): Forwarder {
   const pools = new Map<string, Pool>();
+  let closed = false;
   const poolFor = (origin: string) => {
     let pool = pools.get(origin);
     if (!pool) {
@@ -55,22 +56,28 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
 
   return {
     async send(origin, req) {
+      if (closed) throw new GatewayError('UPSTREAM_UNREACHABLE', 'the proxy is shutting down');
+      // One deadline for the whole attempt (connect, headers, body), not an idle timer:
+      // undici's own timeouts restart on every chunk and its connect timeout is fixed.
+      const signal = AbortSignal.timeout(req.timeoutMs);
       try {
         const res = await poolFor(origin).request({
           method: req.method as 'GET',
           path: req.path,
           headers: req.headers,
           body: req.body ?? null,
+          signal,
           headersTimeout: req.timeoutMs,
           bodyTimeout: req.timeoutMs,
         });
         const body = Buffer.from(await res.body.arrayBuffer());
         return { status: res.statusCode, headers: res.headers, body };
       } catch (err) {
-        throw toGatewayError(err, origin, req.timeoutMs);
+        throw toGatewayError(signal.aborted ? Object.assign(new Error('deadline'), { code: 'ETIMEDOUT' }) : err, origin, req.timeoutMs);
       }
     },
     async close() {
+      closed = true;
       await Promise.all([...pools.values()].map((p) => p.close()));
       pools.clear();
     },

@@ -5,7 +5,7 @@ import type { Middleware } from 'koa';
 import { forwardableResponseHeaders } from '../edge/headers.js';
 import type { CallerAuthenticator } from '../edge/callers.js';
 import { readBody } from '../edge/read-body.js';
-import { parseTargetPath } from '../edge/target-path.js';
+import { leadingSegment, parseTargetPath } from '../edge/target-path.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics, RequestClass } from '../metrics.js';
@@ -95,6 +95,8 @@ export function proxyHandler(deps: ProxyHandlerDeps): Middleware {
         metrics.inflight.dec({ upstream: handler.name });
       }
     } catch (err) {
+      // A refusal before the upstream was looked up (BAD_PATH) still counts for it, when it is one.
+      handler ??= handlers.get(leadingSegment(ctx.req.url ?? '/'));
       const gw = toGatewayError(err, log, requestId);
       cls = gw.code === 'UPSTREAM_TIMEOUT' ? 'timeout' : gw.code === 'UPSTREAM_UNREACHABLE' ? 'network_error' : 'rejected';
       status = gw.status;

@@ -26,6 +26,11 @@ export interface FileStoreOptions {
   lockRenewEveryMs?: number;
   /** Called with true after each successful load/write and false after each failed one. */
   onStatus?: (up: boolean) => void;
+  /**
+   * Only read the file (`countersign sign --merchant` beside a running gateway): nothing is
+   * created, cleaned up or probed, and put/delete are refused.
+   */
+  readOnly?: boolean;
 }
 
 const FILE_VERSION = 1;
@@ -45,6 +50,7 @@ export class FileStore implements TokenStore {
   readonly #tempPrefix: string;
   readonly #locks: LocalLockTable;
   readonly #onStatus: ((up: boolean) => void) | undefined;
+  readonly #readOnly: boolean;
   /** Committed state: exactly what the file on disk holds. Undefined until opened. */
   #records: Map<string, TokenRecord> | undefined;
   #opening: Promise<void> | undefined;
@@ -63,6 +69,7 @@ export class FileStore implements TokenStore {
       options.lockRenewEveryMs === undefined ? {} : { renewEveryMs: options.lockRenewEveryMs },
     );
     this.#onStatus = options.onStatus;
+    this.#readOnly = options.readOnly ?? false;
   }
 
   open(): Promise<void> {
@@ -88,6 +95,7 @@ export class FileStore implements TokenStore {
   }
 
   async put(record: TokenRecord): Promise<PutResult> {
+    if (this.#readOnly) throw new StoreError(`file store: ${this.path} was opened read-only`);
     const incoming = copyRecordIn(record);
     const key = pairKey(incoming.upstream, incoming.merchant);
     this.#state('put');
@@ -103,6 +111,7 @@ export class FileStore implements TokenStore {
   }
 
   async delete(upstream: string, merchant: string): Promise<void> {
+    if (this.#readOnly) throw new StoreError(`file store: ${this.path} was opened read-only`);
     const key = pairKey(upstream, merchant);
     this.#state('delete');
     return this.#enqueue(async () => {
@@ -172,6 +181,10 @@ export class FileStore implements TokenStore {
       }
     }
     let records: Map<string, TokenRecord>;
+    if (this.#readOnly) {
+      this.#records = text === undefined ? new Map() : this.#parse(text);
+      return;
+    }
     if (text === undefined) {
       try {
         await mkdir(this.#dir, { recursive: true, mode: 0o700 });

@@ -38,6 +38,8 @@ export interface TokenServiceOptions {
   waitPollMs?: number;
   /** Largest backoff after repeated failures. */
   maxBackoffMs?: number;
+  /** How long a renewed pair's write is retried while the lock is still held. */
+  writeRetryMs?: number;
 }
 
 interface FailureState {
@@ -71,10 +73,12 @@ export class TokenService {
   readonly #pendingWrites = new Map<string, TokenRecord>();
   #pendingTimer: NodeJS.Timeout | undefined;
   #scheduler: NodeJS.Timeout | undefined;
-  #closed = false;
+  /** The scheduler pass under way, so passes never overlap and close() can wait for it. */
+  #ticking: Promise<void> | undefined;
+  #closing = false;
 
   constructor(options: TokenServiceOptions) {
-    this.#o = { lockLeaseMs: 30_000, waitPollMs: 50, maxBackoffMs: 15 * 60_000, ...options };
+    this.#o = { lockLeaseMs: 30_000, waitPollMs: 50, maxBackoffMs: 15 * 60_000, writeRetryMs: 20_000, ...options };
     this.upstream = options.upstream;
   }
 
@@ -105,7 +109,8 @@ export class TokenService {
     const key = TokenCache.key(this.upstream, merchant);
     const running = this.#inflight.get(key);
     if (running) return running;
-    const failure = this.#failures.get(key);
+    if (this.#closing) return Promise.reject(tokenUnavailable('the proxy is shutting down', 5000));
+    const failure = this.#activeFailure(key);
     const now = this.#o.clock.now();
     if (trigger !== 'admin' && failure && failure.nextAttemptAt > now) {
       return Promise.reject(
@@ -120,7 +125,9 @@ export class TokenService {
   /** Background renewal of every cached token inside its window. */
   startScheduler(intervalMs: number): void {
     this.stopScheduler();
-    this.#scheduler = setInterval(() => void this.tick(), intervalMs);
+    this.#scheduler = setInterval(() => {
+      if (!this.#ticking) void this.tick();
+    }, intervalMs);
     this.#scheduler.unref();
   }
 
@@ -130,14 +137,19 @@ export class TokenService {
   }
 
   /** One scheduler pass; returns when its renewals have settled. Exposed for tests. */
-  async tick(): Promise<void> {
+  tick(): Promise<void> {
+    this.#ticking ??= this.#tick().finally(() => (this.#ticking = undefined));
+    return this.#ticking;
+  }
+
+  async #tick(): Promise<void> {
     const now = this.#o.clock.now();
     const due: string[] = [];
     for (const rec of this.#o.cache.records(this.upstream)) {
       if (now >= rec.expiresAt - this.#o.refreshBeforeMs && !this.#inBackoff(rec.merchant, now)) due.push(rec.merchant);
     }
     // A few at a time: a bulk import expiring together must not flood the upstream.
-    for (let i = 0; i < due.length; i += 4) {
+    for (let i = 0; i < due.length && !this.#closing; i += 4) {
       await Promise.all(
         due.slice(i, i + 4).map((m) =>
           this.refresh(m, 'proactive').catch((err: unknown) => {
@@ -150,13 +162,13 @@ export class TokenService {
 
   state(rec: TokenRecord, now = this.#o.clock.now()): TokenState {
     if (now >= rec.expiresAt) return 'expired';
-    if (this.#failures.has(TokenCache.key(rec.upstream, rec.merchant))) return 'refresh_failed';
+    if (this.#activeFailure(TokenCache.key(rec.upstream, rec.merchant), rec)) return 'refresh_failed';
     if (now >= rec.expiresAt - this.#o.refreshBeforeMs) return 'expiring';
     return 'valid';
   }
 
   lastFailure(merchant: string): { message: string; failedAt: number; failures: number } | undefined {
-    const f = this.#failures.get(TokenCache.key(this.upstream, merchant));
+    const f = this.#activeFailure(TokenCache.key(this.upstream, merchant));
     return f && { message: f.message, failedAt: f.failedAt, failures: f.failures };
   }
 
@@ -173,10 +185,22 @@ export class TokenService {
     this.#pendingWrites.delete(key);
   }
 
-  close(): void {
-    this.#closed = true;
+  /**
+   * Stop renewing: no new renewal starts, the scheduler stops between batches, renewals under
+   * way finish, and pairs still waiting for their write get one last try (an error is logged
+   * if even that fails: the pair exists only in this process).
+   */
+  async close(): Promise<void> {
+    this.#closing = true;
     this.stopScheduler();
+    await this.#ticking;
+    await Promise.allSettled([...this.#inflight.values()]);
     if (this.#pendingTimer) clearTimeout(this.#pendingTimer);
+    this.#pendingTimer = undefined;
+    await this.#flushPendingWrites();
+    if (this.#pendingWrites.size) {
+      this.#o.log.error({ upstream: this.upstream, pairs: this.#pendingWrites.size }, 'renewed tokens could not be written before shutdown and are lost');
+    }
   }
 
   async #load(merchant: string): Promise<TokenRecord | undefined> {
@@ -190,8 +214,29 @@ export class TokenService {
 
   #inBackoff(merchant: string, now: number): boolean {
     const key = TokenCache.key(this.upstream, merchant);
-    const f = this.#failures.get(key);
+    const f = this.#activeFailure(key);
     return (f !== undefined && f.nextAttemptAt > now) || (this.#notBefore.get(key) ?? 0) > now;
+  }
+
+  /** The last renewal failure, unless the pair in use was renewed after it (here or by another replica). */
+  #activeFailure(key: string, rec?: TokenRecord): FailureState | undefined {
+    const f = this.#failures.get(key);
+    if (!f) return undefined;
+    const current = rec ?? this.#recordFor(key);
+    if (current && current.refreshedAt > f.failedAt) {
+      this.#failures.delete(key);
+      return undefined;
+    }
+    return f;
+  }
+
+  #recordFor(key: string): TokenRecord | undefined {
+    return this.#o.cache.get(this.upstream, key.slice(this.upstream.length + 1));
+  }
+
+  #clearState(key: string): void {
+    this.#failures.delete(key);
+    this.#notBefore.delete(key);
   }
 
   async #renew(merchant: string, trigger: RefreshTrigger, rejectedToken: string | undefined): Promise<TokenRecord> {
@@ -204,12 +249,19 @@ export class TokenService {
       if (pending) {
         // The upstream already rotated the pair; the new one only awaits its write.
         await this.#persist(pending);
+        this.#clearState(key);
         return this.#adopt(pending);
       }
       const outcome = await o.store.withLock(this.upstream, merchant, o.lockLeaseMs, async () => {
-        // Should the store have lost the record (a Redis without persistence restarted), the
-        // cached pair is the only copy left of a single-use refresh token: renew from it.
-        const stored = (await o.store.get(this.upstream, merchant)) ?? before;
+        let stored = await o.store.get(this.upstream, merchant);
+        // The store may hold an older pair than this process, or none (a Redis restored from an
+        // older snapshot, a lagging replica promoted, data lost in a restart). Only the newest
+        // pair's refresh token is still good: write it back, then renew from it.
+        if (before && (!stored || stored.issuedAt < before.issuedAt)) {
+          await this.#persist(before);
+          o.log.warn({ upstream: this.upstream }, 'the store held an older pair than this instance; the newer pair was written back');
+          stored = before;
+        }
         if (stored && stored !== before && isNewer(stored, before, rejectedToken)) return stored;
         if (!stored && !o.source.obtainsFromNothing) {
           throw new GatewayError('UNKNOWN_MERCHANT', `merchant "${merchant}" of ${this.upstream} has no token (import one through the admin API)`);
@@ -227,7 +279,8 @@ export class TokenService {
         const next = await o.source.obtain(merchant, stored);
         o.metrics.tokenRefreshes.inc({ upstream: this.upstream, trigger, result: 'success' });
         try {
-          const written = await this.#persist(next);
+          // Retried while the lock is held, so no other replica renews from the old pair.
+          const written = await this.#persistHoldingLock(next);
           if (written === 'stale') return (await o.store.get(this.upstream, merchant)) ?? next;
         } catch (err) {
           this.#pendingWrites.set(key, next);
@@ -241,8 +294,7 @@ export class TokenService {
         return next;
       });
       const rec = outcome.acquired ? outcome.value : await this.#waitForOther(merchant, before, rejectedToken);
-      this.#failures.delete(key);
-      this.#notBefore.delete(key);
+      this.#clearState(key);
       if (outcome.acquired && attempted) {
         o.log.info({ upstream: this.upstream, trigger, expiresAt: new Date(rec.expiresAt).toISOString() }, 'token renewed');
       }
@@ -251,8 +303,7 @@ export class TokenService {
       if (attempted && !(err instanceof GatewayError && err.code === 'STORE_UNAVAILABLE')) {
         o.metrics.tokenRefreshes.inc({ upstream: this.upstream, trigger, result: 'failure' });
       }
-      const gw = this.#recordFailure(key, trigger, err);
-      throw gw;
+      throw this.#recordFailure(key, trigger, err, attempted);
     }
   }
 
@@ -292,36 +343,58 @@ export class TokenService {
     throw lastErr;
   }
 
+  async #persistHoldingLock(rec: TokenRecord): Promise<'written' | 'stale'> {
+    const deadline = Date.now() + this.#o.writeRetryMs;
+    for (;;) {
+      try {
+        return await this.#o.store.put(rec);
+      } catch (err) {
+        if (this.#closing || Date.now() + 500 > deadline) throw err;
+        await sleep(500);
+      }
+    }
+  }
+
   #adopt(rec: TokenRecord): TokenRecord {
     this.#pendingWrites.delete(TokenCache.key(rec.upstream, rec.merchant));
     return this.#o.cache.set(rec);
   }
 
-  #schedulePendingWrites(delayMs = 1000): void {
-    if (this.#pendingTimer || this.#closed) return;
+  /** Pairs whose write failed are written again every second until it works. */
+  #schedulePendingWrites(): void {
+    if (this.#pendingTimer || this.#closing) return;
     this.#pendingTimer = setTimeout(async () => {
       this.#pendingTimer = undefined;
-      for (const [key, rec] of this.#pendingWrites) {
-        try {
-          await this.#o.store.put(rec);
-          this.#adopt(rec);
-          this.#failures.delete(key);
-          this.#o.log.info({ upstream: rec.upstream }, 'renewed token written to the store after an earlier failure');
-        } catch {
-          /* still down; try again below */
-        }
-      }
-      if (this.#pendingWrites.size) this.#schedulePendingWrites(Math.min(delayMs * 2, 30_000));
-    }, delayMs);
+      await this.#flushPendingWrites();
+      if (this.#pendingWrites.size) this.#schedulePendingWrites();
+    }, 1000);
     this.#pendingTimer.unref();
   }
 
-  #recordFailure(key: string, trigger: RefreshTrigger, err: unknown): GatewayError {
+  async #flushPendingWrites(): Promise<void> {
+    for (const [key, rec] of this.#pendingWrites) {
+      try {
+        await this.#o.store.put(rec);
+        this.#adopt(rec);
+        this.#clearState(key);
+        this.#o.log.info({ upstream: rec.upstream }, 'renewed token written to the store after an earlier failure');
+      } catch {
+        /* still failing; the caller decides whether to try again */
+      }
+    }
+  }
+
+  #recordFailure(key: string, trigger: RefreshTrigger, err: unknown, attempted: boolean): GatewayError {
     const o = this.#o;
     const now = o.clock.now();
     const gw = err instanceof GatewayError ? err : err instanceof StoreError ? storeUnavailable(err) : undefined;
     // Refusals that say nothing about the upstream (spacing, unknown merchant) are not failures.
     if (gw && (gw.code === 'UNKNOWN_MERCHANT' || (gw.code === 'TOKEN_UNAVAILABLE' && !(err instanceof TokenFetchError)))) return gw;
+    // The store failed before the upstream was asked: no upstream backoff, a short pause only.
+    if (!attempted) {
+      this.#notBefore.set(key, now + 2000);
+      return gw ?? storeUnavailable(err);
+    }
     const prev = this.#failures.get(key);
     const failures = (prev?.failures ?? 0) + 1;
     const base = Math.max(o.spacingMs, 2000);

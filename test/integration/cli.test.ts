@@ -100,11 +100,14 @@ upstreams:
   const slow = rawRequest(listening.proxy, { path: '/keeta/base/callback/url/set', body: '{}' });
   // Wait until the upstream has the request, then ask the process to stop.
   while (up.requests.length === 0) await new Promise((r) => setTimeout(r, 20));
+  const signalled = Date.now();
   child.kill('SIGTERM');
   const res = await slow;
   t.is(res.status, 200);
   t.is(res.json().message, 'slow but fine');
   t.is(await exited, 0);
+  // It exits when the request is done, not when the 25 s grace period runs out.
+  t.true(Date.now() - signalled < 15_000, `exit took ${Date.now() - signalled} ms`);
   t.regex(out, /shutting down/);
   t.false(out.includes('serve-secret-123456'));
 });

@@ -241,3 +241,56 @@ test('configured secrets and caller tokens never appear in the logs', async (t) 
   t.is(typeof line.requestId, 'string');
   t.is(typeof line.durationMs, 'number');
 });
+
+test('the upstream timeout is one deadline for the whole answer, not an idle timer', async (t) => {
+  const trickle = createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('{"code":0,"pad":"');
+    let n = 0;
+    const timer = setInterval(() => {
+      if (++n > 20 || res.destroyed) {
+        clearInterval(timer);
+        if (!res.destroyed) res.end('"}');
+        return;
+      }
+      res.write('x');
+    }, 100); // a byte every 100 ms: never idle for the 300 ms timeout, done only after 2 s
+  });
+  await new Promise<void>((r) => trickle.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    trickle.closeAllConnections();
+    return new Promise<void>((r) => trickle.close(() => r()));
+  });
+  const { gw } = await withGateway(t, '', `http://127.0.0.1:${(trickle.address() as AddressInfo).port}`);
+  const res = await rawRequest(gw.proxyUrl, { path: `/keeta${APP_LEVEL}`, body: '{}' });
+  assertRefusal(t, res, 504, 'UPSTREAM_TIMEOUT');
+});
+
+test('a caller that hangs up mid-body is logged quietly, not as an internal error', async (t) => {
+  const { gw, up } = await withGateway(t);
+  const { connect } = await import('node:net');
+  const u = new URL(gw.proxyUrl);
+  await new Promise<void>((resolve) => {
+    const sock = connect(Number(u.port), u.hostname, () => {
+      sock.write(`POST /keeta${APP_LEVEL} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a":`);
+      setTimeout(() => {
+        sock.destroy();
+        resolve();
+      }, 50);
+    });
+  });
+  for (let i = 0; i < 50 && !gw.logText().includes('CLIENT_CLOSED'); i++) await new Promise((r) => setTimeout(r, 20));
+  t.regex(gw.logText(), /"error":"CLIENT_CLOSED"/);
+  t.false(gw.logText().includes('unexpected error'));
+  t.is(up.requests.length, 0);
+});
+
+test('refusals before the upstream is looked up still count for it when the first segment names one', async (t) => {
+  const { gw } = await withGateway(t);
+  await rawRequest(gw.proxyUrl, { path: '/keeta/../x', body: '{}' });
+  await rawRequest(gw.proxyUrl, { path: '/keeta//x', body: '{}' });
+  await rawRequest(gw.proxyUrl, { path: '/nosuch/../x', body: '{}' });
+  t.is(await gw.metric('countersign_requests_total', { upstream: 'keeta', class: 'rejected' }), 2);
+  t.false((await gw.app.registry.metrics()).includes('nosuch'), 'unknown names never become labels');
+});

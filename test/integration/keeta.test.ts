@@ -285,3 +285,113 @@ test('a renewal held back by the 60 s spacing is not retried by every request (n
   const tokens = (await (await fetch(`${gw.adminUrl}/admin/tokens`)).json()) as any;
   t.is(tokens.upstreams[0].merchants[0].state, 'expiring', 'a spacing refusal is not a failure');
 });
+
+test('the token endpoint cannot be reached through path variants', async (t) => {
+  const { sim, gw, addMerchant } = await keetaSetup(t);
+  await addMerchant('brand-1', [SHOP]);
+  for (const path of ['/base/oauth/token/', '/base/oauth/token;a=b', '/base/oauth/%74oken', '/base/OAUTH/token', '/BASE/oauth/TOKEN']) {
+    const res = await postJson(`${gw.proxyUrl}/keeta${path}`, { grantType: 'refresh_token', refreshToken: 'x' }, { 'x-countersign-merchant': 'brand-1' });
+    t.true(res.status === 400 || res.status === 403, `${path}: ${res.status}`);
+    t.true(['BAD_PATH', 'FORBIDDEN_PATH'].includes(res.json.error.code), path);
+  }
+  t.is(sim.control.counters().requests.length, 0);
+});
+
+test('a store that went back to an older pair gets the newer one written back; the renewal uses the newest refresh token', async (t) => {
+  const { MemoryStore } = await import('../../src/tokens/memory-store.js');
+  const store = new MemoryStore();
+  const { sim, gw, addMerchant } = await keetaSetup(t, { store, sim: { refreshSpacingMs: 0 }, upstreamExtra: '    refreshSpacing: 0s' });
+  await addMerchant('brand-1', [SHOP]);
+  const p1 = await store.get('keeta', 'brand-1');
+  t.is((await fetch(`${gw.adminUrl}/admin/upstreams/keeta/merchants/brand-1/refresh`, { method: 'POST' })).status, 200);
+  const p2 = sim.control.merchant('brand-1')!;
+  // The store loses the newer pair (say, a Redis restored from an older snapshot).
+  await store.delete('keeta', 'brand-1');
+  await store.put(p1!);
+  t.is((await fetch(`${gw.adminUrl}/admin/upstreams/keeta/merchants/brand-1/refresh`, { method: 'POST' })).status, 200);
+  t.is(sim.control.counters().refreshReuse, 0, 'the spent refresh token of the older pair was not sent');
+  t.is(sim.control.counters().refreshCalls, 2);
+  const p3 = sim.control.merchant('brand-1')!;
+  t.not(p3.refreshToken, p2.refreshToken);
+  t.is((await store.get('keeta', 'brand-1'))!.refreshToken, p3.refreshToken);
+});
+
+test('a renewed pair whose write fails for a while is written once the store answers, holding the lock meanwhile', async (t) => {
+  const { MemoryStore } = await import('../../src/tokens/memory-store.js');
+  const inner = new MemoryStore();
+  let failPuts = 0;
+  const flaky = new Proxy(inner, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver);
+      if (prop === 'put') {
+        return async (...args: unknown[]) => {
+          if (failPuts > 0) {
+            failPuts--;
+            const { StoreError } = await import('../../src/tokens/types.js');
+            throw new StoreError('simulated write failure');
+          }
+          return (v as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      }
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  const { sim, gw, addMerchant } = await keetaSetup(t, { store: flaky });
+  await addMerchant('brand-1', [SHOP]);
+  failPuts = 5;
+  const res = await fetch(`${gw.adminUrl}/admin/upstreams/keeta/merchants/brand-1/refresh`, { method: 'POST' });
+  t.is(res.status, 200, await res.clone().text());
+  const rotated = sim.control.merchant('brand-1')!;
+  t.is((await inner.get('keeta', 'brand-1'))!.refreshToken, rotated.refreshToken, 'the new pair reached the store');
+  t.is(gw.app.cache.get('keeta', 'brand-1')!.accessToken, rotated.accessToken);
+  t.is(sim.control.counters().refreshCalls, 1);
+  assertNoRefreshReuse(t, sim);
+});
+
+test('a store failure before the upstream is asked is not a renewal failure', async (t) => {
+  const { MemoryStore } = await import('../../src/tokens/memory-store.js');
+  const inner = new MemoryStore();
+  let failLocks = 0;
+  const flaky = new Proxy(inner, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver);
+      if (prop === 'withLock') {
+        return async (...args: unknown[]) => {
+          if (failLocks > 0) {
+            failLocks--;
+            const { StoreError } = await import('../../src/tokens/types.js');
+            throw new StoreError('simulated lock failure');
+          }
+          return (v as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      }
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  const { sim, gw, addMerchant } = await keetaSetup(t, { store: flaky });
+  await addMerchant('brand-1', [SHOP]);
+  failLocks = 1;
+  const res = await fetch(`${gw.adminUrl}/admin/upstreams/keeta/merchants/brand-1/refresh`, { method: 'POST' });
+  t.is(res.status, 503);
+  t.is(((await res.json()) as any).error.code, 'STORE_UNAVAILABLE');
+  const tokens = gw.app.upstreams.get('keeta')!.tokens;
+  t.is(tokens.lastFailure('brand-1'), undefined);
+  t.is(tokens.state(gw.app.cache.get('keeta', 'brand-1')!), 'valid');
+  t.is(await gw.metric('countersign_token_refreshes_total', { upstream: 'keeta', trigger: 'admin', result: 'failure' }), 0);
+  t.is(sim.control.counters().refreshCalls, 0);
+});
+
+test('refresh_failed clears once a newer pair is in use, whoever renewed it', async (t) => {
+  const { sim, gw, addMerchant } = await keetaSetup(t);
+  await addMerchant('brand-1', [SHOP], { expiresInSec: 3 * 86_400 });
+  sim.control.failNext(1, { code: KEETA_SIM_CODES.SERVER_ERROR, includeTokenEndpoint: true });
+  t.is((await fetch(`${gw.adminUrl}/admin/upstreams/keeta/merchants/brand-1/refresh`, { method: 'POST' })).status, 503);
+  const tokens = gw.app.upstreams.get('keeta')!.tokens;
+  const rec = gw.app.cache.get('keeta', 'brand-1')!;
+  t.is(tokens.state(rec), 'refresh_failed');
+  // Another replica renewed: its pair arrives through the store's change notification.
+  const now = Date.now() + 1000;
+  gw.app.cache.set({ ...rec, accessToken: 'from-another-replica', issuedAt: now, refreshedAt: now, expiresAt: now + 90 * DAY });
+  t.is(tokens.state(gw.app.cache.get('keeta', 'brand-1')!), 'valid');
+  t.is(tokens.lastFailure('brand-1'), undefined);
+});
