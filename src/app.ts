@@ -20,7 +20,7 @@ import { createStore } from './tokens/create-store.js';
 import { monitorStore } from './tokens/monitored-store.js';
 import { TokenCache } from './tokens/token-cache.js';
 import { TokenService } from './tokens/token-service.js';
-import type { TokenStore } from './tokens/types.js';
+import type { TokenRecord, TokenStore } from './tokens/types.js';
 
 export interface AppDeps {
   config: Config;
@@ -143,6 +143,27 @@ export function buildApp(deps: AppDeps): App {
   const warm = async () => {
     for (const rec of await store.list()) if (upstreams.has(rec.upstream)) cache.set(rec);
   };
+  /**
+   * After a reconnect: take every change missed meanwhile, and write back any pair this process
+   * holds that is newer than the store's (a Redis that came back from an older snapshot), so
+   * the newest refresh token survives this process. A merchant deleted elsewhere while this
+   * replica was cut off may come back; deleting it again is safer than losing a token.
+   */
+  const resync = async () => {
+    const stored = new Map<string, TokenRecord>();
+    for (const rec of await store.list()) {
+      if (!upstreams.has(rec.upstream)) continue;
+      stored.set(TokenCache.key(rec.upstream, rec.merchant), rec);
+      cache.set(rec);
+    }
+    for (const rec of cache.records()) {
+      const s = stored.get(TokenCache.key(rec.upstream, rec.merchant));
+      if (!s || s.issuedAt < rec.issuedAt) {
+        await store.put(rec);
+        log.warn({ upstream: rec.upstream }, 'the store had lost a newer pair held by this instance; it was written back');
+      }
+    }
+  };
   let unsubscribe: (() => void) | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
 
@@ -158,7 +179,7 @@ export function buildApp(deps: AppDeps): App {
         );
       },
       resync() {
-        warm().catch(() => {});
+        resync().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'resync with the token store failed'));
       },
     });
     opened = true;

@@ -43,12 +43,14 @@ async function freePort(): Promise<number> {
  * other test files). Persistence on (append-only file in a temp dir) so a restart keeps data,
  * like a production Redis. Fails when redis-server is not installed.
  */
-export async function startPrivateRedis(): Promise<{ url: string; stop(): Promise<void>; start(): Promise<void>; dispose(): Promise<void> }> {
+export async function startPrivateRedis(
+  opts: { persist?: boolean } = {},
+): Promise<{ url: string; stop(): Promise<void>; start(): Promise<void>; dispose(): Promise<void> }> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'cs-redis-'));
   let child: ChildProcess | undefined;
   const start = async () => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--dir', dir], { stdio: 'ignore' });
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', opts.persist === false ? 'no' : 'yes', '--dir', dir], { stdio: 'ignore' });
     child.on('error', () => {});
     const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     r.on('error', () => {}); // refused while the server starts: expected, retried below

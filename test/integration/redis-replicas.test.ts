@@ -130,3 +130,27 @@ test('Redis stopped mid-test: cached tokens serve, readiness stays up with the s
   t.is((await stored.get('keeta', 'brand-1'))!.accessToken, keeta.control.merchant('brand-1')!.accessToken, 'the rotated pair is in Redis');
   await stored.close();
 });
+
+test('a Redis that comes back empty gets the newest pair back from a replica that holds it', async (t) => {
+  const redis = await startPrivateRedis({ persist: false });
+  t.teardown(() => redis.dispose());
+  const prefix = uniquePrefix('empty');
+  const keeta = await startKeetaSim({ appId: KEETA_APP_ID, appSecret: KEETA_SECRET });
+  const ks = await startKeySecureSim({ apiKeys: [{ apiKey: KS_API_KEY }] });
+  t.teardown(async () => {
+    await keeta.close();
+    await ks.close();
+  });
+  const [gw] = await replicas(t, 1, redis.url, prefix, keeta.baseUrl, ks.baseUrl);
+  const pair = keeta.control.addMerchant({ merchantId: 'brand-1', shopIds: [SHOP], issuedAtMs: Date.now() - 600_000 });
+  await importPair(gw!.adminUrl, 'keeta', 'brand-1', pair, [SHOP]);
+  await redis.stop();
+  await redis.start(); // no persistence: everything is gone
+  const check = new RedisStore({ url: redis.url, keyPrefix: prefix });
+  await check.open();
+  t.teardown(() => check.close());
+  await eventually(async () => (await check.get('keeta', 'brand-1'))?.refreshToken === pair.refreshToken, 'the pair to be written back', 10_000);
+  t.deepEqual((await check.get('keeta', 'brand-1'))!.shopIds, [SHOP]);
+  t.regex(gw!.logText(), /written back/);
+  t.false(gw!.logText().includes(pair.refreshToken));
+});
