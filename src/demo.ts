@@ -92,10 +92,10 @@ Try these (each answers "code":0):
   # KeySecure: GET with path and query passed through
   curl -s '${p}/keysecure-hk/open-api/v1/card/${cardNo}/detail'
 
-Operator views:
-  curl -s ${a}/admin/tokens
-  curl -s ${a}/metrics | grep '^countersign_requests_total'
-  curl -s ${keeta.baseUrl.replace(/\/api\/open$/, '')}/_sim/counters
+Operator views (open them, or fetch them with curl -s):
+  ${a}/admin/tokens        token states, expiry, shop counts (never a token)
+  ${a}/metrics             Prometheus metrics, e.g. countersign_requests_total
+  ${keeta.baseUrl.replace(/\/api\/open$/, '')}/_sim/counters   what the Keeta simulator received
 
 Ctrl-C stops everything.
 `);

@@ -35,8 +35,14 @@ export async function signCommand(config: Config, args: SignArgs): Promise<strin
   const timestampSec = args.timestamp ? Number(args.timestamp) : Math.floor(Date.now() / 1000);
   if (!Number.isSafeInteger(timestampSec) || timestampSec <= 0) throw new Error('--timestamp must be Unix seconds');
 
+  const appLevel = cfg.appLevelPaths.includes(path);
+  const notes: string[] = [];
+  if (appLevel && args.merchant) notes.push(`note: ${path} is an app-level path: signed without accessToken, --merchant ignored (as the proxy does)`);
+  if (!appLevel && !args.merchant) {
+    notes.push(`note: ${path} is a merchant path: the proxy adds the merchant's accessToken; pass --merchant ID to include it`);
+  }
   let accessToken: string | undefined;
-  if (args.merchant) {
+  if (args.merchant && !appLevel) {
     // Read-only: a gateway may be running on the same file.
     const store = config.store.type === 'file' ? new FileStore({ path: config.store.path, readOnly: true }) : createStore(config.store);
     try {
@@ -63,6 +69,7 @@ export async function signCommand(config: Config, args: SignArgs): Promise<strin
     ``,
     `sig: ${signed.sig}`,
     `timestamp: ${timestampSec}`,
+    ...notes,
     ``,
   ].join('\n');
 }

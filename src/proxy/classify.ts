@@ -37,10 +37,8 @@ function noEnvelope(status: number): RequestClass {
 export function classifyKeeta(status: number, env: Envelope | undefined): RequestClass {
   if (!env) return noEnvelope(status);
   const { code } = env;
-  if (code === 0) {
-    if (status < 200 || status > 299) return 'upstream_http_error';
-    return env.errorListLength > 0 ? 'partial_failure' : 'success';
-  }
+  // protocols.md 4.4 classifies by the envelope whenever there is one, whatever the HTTP status.
+  if (code === 0) return env.errorListLength > 0 ? 'partial_failure' : 'success';
   if (inRange(code, 115000100, 115000199)) return 'signature_error';
   if (inRange(code, 115000200, 115000399)) return 'business_error';
   if (inRange(code, 315000100, 315000199)) return 'server_error';
@@ -52,7 +50,7 @@ const KEYSECURE_AUTH = new Set([1002, 1006, 1007, 1008, 1010, 1011, 1012]);
 export function classifyKeySecure(status: number, env: Envelope | undefined): RequestClass {
   if (!env) return noEnvelope(status);
   const { code } = env;
-  if (code === 0) return status >= 200 && status <= 299 ? 'success' : 'upstream_http_error';
+  if (code === 0) return 'success';
   if (KEYSECURE_AUTH.has(code)) return 'auth_error';
   if (code === 1005) return 'timestamp_error';
   if (code === 1003) return 'ip_not_allowed';

@@ -12,7 +12,7 @@ export interface KeetaSetup {
   sim: KeetaSim;
   gw: TestGateway;
   /** Seed a merchant in the simulator and import its pair through the admin API. */
-  addMerchant(merchant: string, shopIds: string[], opts?: { expiresInSec?: number; issuedAgoMs?: number }): Promise<{ accessToken: string; refreshToken: string }>;
+  addMerchant(merchant: string, shopIds: string[], opts?: { expiresInSec?: number; issuedAgoMs?: number }): Promise<{ accessToken: string; refreshToken: string; expiresIn: number; issuedAtTime: number }>;
 }
 
 export async function keetaSetup(

@@ -19,6 +19,7 @@ export async function keySecureSetup(
     apiKey: ${KS_API_KEY}
     apiSecret: ${KS_API_SECRET}
     timezone: UTC+8
+    language: en_US
 ${opts.upstreamExtra ?? ''}`,
     { ...(opts.store && { store: opts.store }) },
   );

@@ -30,7 +30,7 @@ test('every error-code class of both upstreams is counted exactly', async (t) =>
     baseUrl: ${keeta.baseUrl}
     appId: ${KEETA_APP_ID}
     appSecret: ${KEETA_SECRET}
-    timeout: 400ms
+    timeout: 1s
   keeta-down:
     type: keeta
     baseUrl: http://127.0.0.1:${down}/api/open
@@ -40,7 +40,7 @@ test('every error-code class of both upstreams is counted exactly', async (t) =>
     type: keysecure
     baseUrl: ${ks.baseUrl}
     apiKey: ${KS_API_KEY}
-    timeout: 400ms
+    timeout: 1s
   ks-down:
     type: keysecure
     baseUrl: http://127.0.0.1:${down}
@@ -68,7 +68,7 @@ test('every error-code class of both upstreams is counted exactly', async (t) =>
   await order(); // unknown_error
   keeta.control.failNext(1, { httpStatus: 502, body: '<html>bad gateway</html>' });
   t.is((await order()).status, 502); // upstream_http_error
-  keeta.control.setLatency(1000);
+  keeta.control.setLatency(2500);
   t.is((await order()).status, 504); // timeout
   keeta.control.setLatency(0);
   t.is((await k('/order/get', { shopId: 999 })).json.error.code, 'UNKNOWN_MERCHANT'); // rejected
@@ -85,7 +85,7 @@ test('every error-code class of both upstreams is counted exactly', async (t) =>
   t.is((await s('/card/list')).json.code, 1005);
   ks.control.failNext(1, { httpStatus: 500 });
   t.is((await s('/card/list')).status, 500);
-  ks.control.setLatency(1000);
+  ks.control.setLatency(2500);
   t.is((await s('/card/list')).status, 504);
   ks.control.setLatency(0);
   const badJson = await postJson(`${gw.proxyUrl}/ks/open-api/v1/card/list`, '{nope');

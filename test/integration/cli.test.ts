@@ -102,6 +102,14 @@ upstreams:
   while (up.requests.length === 0) await new Promise((r) => setTimeout(r, 20));
   const signalled = Date.now();
   child.kill('SIGTERM');
+  // While the slow request drains, readiness says so (the admin listener closes last).
+  let draining: Response | undefined;
+  for (let i = 0; i < 50 && draining?.status !== 503; i++) {
+    draining = await fetch(`${listening.admin}/readyz`).catch(() => undefined);
+    if (draining?.status !== 503) await new Promise((r) => setTimeout(r, 10));
+  }
+  t.is(draining?.status, 503);
+  t.like(await draining!.json(), { status: 'draining' });
   const res = await slow;
   t.is(res.status, 200);
   t.is(res.json().message, 'slow but fine');
@@ -147,6 +155,15 @@ test('sign for Keeta prints the exact pre-hash with <appSecret> and <accessToken
     stdout,
   );
   t.regex(stdout, /sig: 48eb6d562bb0673e3db753831f032be237fc19d1e5c33fcb5386d89c0eebca86/);
+
+  // An app-level path is signed without accessToken even when a merchant is named, as the proxy does.
+  const appLevel = await runCli(['sign', '--config', file, '--upstream', 'keeta', '--path', '/base/callback/url/set', '--body', '{"eventId":1}', '--merchant', 'm1', '--timestamp', '1682566749']);
+  t.is(appLevel.code, 0);
+  const preHash = appLevel.stdout.split('\n')[1]!;
+  t.true(preHash.startsWith('https://open.mykeeta.com/api/open/base/callback/url/set?appId=123&eventId=1&timestamp=1682566749<appSecret>'), preHash);
+  t.regex(appLevel.stdout, /app-level path/);
+  const noMerchant = await runCli(['sign', '--config', file, '--upstream', 'keeta', '--path', '/order/get', '--body', '{"orderViewId":1}']);
+  t.regex(noMerchant.stdout, /pass --merchant ID to include it/);
 
   const bad = await runCli(['sign', '--config', file, '--upstream', 'keeta', '--path', '/x', '--body', '{"a":']);
   t.is(bad.code, 2);

@@ -22,7 +22,17 @@ upstreams:
     baseUrl: ${baseUrl}/api/open
     appId: 123
     appSecret: ${APP_SECRET}
+    timeout: 5s
+  keeta-quick:
+    type: keeta
+    baseUrl: ${baseUrl}/api/open
+    appId: 123
+    appSecret: ${APP_SECRET}
     timeout: 300ms
+  ks:
+    type: keysecure
+    baseUrl: ${baseUrl}
+    apiKey: ks-edge-api-key-1234
 ${extra}`;
 }
 
@@ -80,7 +90,10 @@ test('path escapes are refused with BAD_PATH and never reach the upstream', asyn
     '/../keeta/base',
     '/keeta/x%00y',
   ];
-  for (const path of attempts) {
+  // Through a KeySecure upstream too: its paths pass through as sent, so only the edge stands
+  // between an escape attempt and the upstream.
+  const all = [...attempts, ...attempts.filter((p) => p.startsWith('/keeta/')).map((p) => p.replace('/keeta/', '/ks/'))];
+  for (const path of all) {
     const res = await rawRequest(gw.proxyUrl, { path, headers: { 'content-type': 'application/json' }, body: '{}' });
     t.is(res.status, 400, path);
     t.is(res.json().error.code, 'BAD_PATH', path);
@@ -177,9 +190,9 @@ test('UPSTREAM_UNREACHABLE when the connection fails', async (t) => {
 test('UPSTREAM_TIMEOUT when the upstream does not answer within its timeout', async (t) => {
   const { gw, up } = await withGateway(t);
   up.respond(() => ({ delayMs: 1500 }));
-  const res = await rawRequest(gw.proxyUrl, { path: `/keeta${APP_LEVEL}`, body: '{}' });
+  const res = await rawRequest(gw.proxyUrl, { path: `/keeta-quick${APP_LEVEL}`, body: '{}' });
   assertRefusal(t, res, 504, 'UPSTREAM_TIMEOUT');
-  t.is(await gw.metric('countersign_requests_total', { upstream: 'keeta', class: 'timeout' }), 1);
+  t.is(await gw.metric('countersign_requests_total', { upstream: 'keeta-quick', class: 'timeout' }), 1);
 });
 
 test("the upstream's status, headers and body come back unchanged, with X-Request-Id", async (t) => {
@@ -263,7 +276,7 @@ test('the upstream timeout is one deadline for the whole answer, not an idle tim
     return new Promise<void>((r) => trickle.close(() => r()));
   });
   const { gw } = await withGateway(t, '', `http://127.0.0.1:${(trickle.address() as AddressInfo).port}`);
-  const res = await rawRequest(gw.proxyUrl, { path: `/keeta${APP_LEVEL}`, body: '{}' });
+  const res = await rawRequest(gw.proxyUrl, { path: `/keeta-quick${APP_LEVEL}`, body: '{}' });
   assertRefusal(t, res, 504, 'UPSTREAM_TIMEOUT');
 });
 
@@ -293,4 +306,21 @@ test('refusals before the upstream is looked up still count for it when the firs
   await rawRequest(gw.proxyUrl, { path: '/nosuch/../x', body: '{}' });
   t.is(await gw.metric('countersign_requests_total', { upstream: 'keeta', class: 'rejected' }), 2);
   t.false((await gw.app.registry.metrics()).includes('nosuch'), 'unknown names never become labels');
+});
+
+test('the admin token guards /admin/* only, and never appears in a log line', async (t) => {
+  const ADMIN = 'admin-token-edge-5b7e9c1d';
+  const { gw } = await withGateway(t, `admin:\n  token: ${ADMIN}\n`);
+  const none = await fetch(`${gw.adminUrl}/admin/tokens`);
+  t.is(none.status, 401);
+  t.is(((await none.json()) as any).error.code, 'ADMIN_UNAUTHENTICATED');
+  t.regex(String(none.headers.get('www-authenticate')), /^Bearer/);
+  const wrong = await fetch(`${gw.adminUrl}/admin/tokens`, { headers: { authorization: 'Bearer not-the-admin-token' } });
+  t.is(wrong.status, 401);
+  const refresh = await fetch(`${gw.adminUrl}/admin/upstreams/ks/refresh`, { method: 'POST' });
+  t.is(refresh.status, 401, 'every admin route, not just the listing');
+  const right = await fetch(`${gw.adminUrl}/admin/tokens`, { headers: { authorization: `Bearer ${ADMIN}` } });
+  t.is(right.status, 200);
+  for (const open of ['/healthz', '/readyz', '/metrics']) t.is((await fetch(`${gw.adminUrl}${open}`)).status, 200, open);
+  t.false(gw.logText().includes(ADMIN));
 });

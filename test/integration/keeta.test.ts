@@ -2,11 +2,11 @@ import test from 'ava';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KEETA_SIM_CODES } from '../../src/sim/index.js';
+import { KEETA_SIM_CODES, startKeetaSim } from '../../src/sim/index.js';
 import { FileStore } from '../../src/tokens/file-store.js';
 import { countingStore } from '../helpers/counting-store.js';
 import { postJson } from '../helpers/http.js';
-import { DAY, assertNoRefreshReuse, keetaSetup } from '../helpers/keeta-setup.js';
+import { DAY, KEETA_APP_ID, KEETA_SECRET, assertNoRefreshReuse, keetaSetup } from '../helpers/keeta-setup.js';
 
 const SHOP = '466663';
 const BIG_SHOP = '9007199254740993'; // 2^53 + 1: a JS number would round it
@@ -40,6 +40,13 @@ test('every signer case goes through the proxy and the simulator accepts the sig
     t.true(raw.includes(`"appId":3340612437`), `${name}: appId injected`);
     t.false(raw.includes('forged'), `${name}: caller copies replaced`);
     t.regex(raw, /"sig":"[0-9a-f]{64}"}$/);
+    // Every caller field arrives, with its value (JSON.parse rounds big numbers the same way
+    // on both sides; their exact digits are checked below).
+    const sent = JSON.parse(raw) as Record<string, unknown>;
+    const given = JSON.parse(body) as Record<string, unknown>;
+    for (const key of ['appId', 'timestamp', 'accessToken', 'sig']) delete given[key];
+    for (const [key, value] of Object.entries(given)) t.deepEqual(sent[key], value, `${name}: field ${key}`);
+    t.deepEqual(Object.keys(sent).sort(), [...Object.keys(given), 'accessToken', 'appId', 'sig', 'timestamp'].sort(), `${name}: no field added or lost`);
   }
   // Lexemes the simulator received, byte for byte.
   const sent = (i: number) => {
@@ -263,6 +270,11 @@ test('no token or secret appears in logs, metrics, admin answers or error bodies
   bodies.push(await (await fetch(`${gw.adminUrl}/admin/tokens`)).text());
   bodies.push(await (await fetch(`${gw.adminUrl}/admin/upstreams/keeta/merchants/brand-1/token`, { method: 'PUT', body: `{"accessToken":"${first.accessToken}","refreshToken":"${first.refreshToken}","expiresIn":1,"issuedAtTime":1}` })).text());
   const third = sim.control.merchant('brand-1')!;
+  // The lifecycle really happened: a proactive renewal, a rejected token, a failed renewal, a stale import.
+  t.not(second.accessToken, first.accessToken);
+  t.true(sim.control.counters().requests.some((r) => r.code === KEETA_SIM_CODES.ACCESS_TOKEN_INVALID));
+  t.regex(bodies[2]!, /TOKEN_UNAVAILABLE|STORE_UNAVAILABLE/);
+  t.regex(bodies[4]!, /CONFLICT/);
   const everything = [gw.logText(), await gw.app.registry.metrics(), ...bodies].join('\n');
   for (const secret of [first.accessToken, first.refreshToken, second.accessToken, second.refreshToken, third.accessToken, third.refreshToken, 'keeta-test-app-secret-5e1f']) {
     t.false(everything.includes(secret), `leaked ${secret.slice(0, 6)}…`);
@@ -394,4 +406,49 @@ test('refresh_failed clears once a newer pair is in use, whoever renewed it', as
   gw.app.cache.set({ ...rec, accessToken: 'from-another-replica', issuedAt: now, refreshedAt: now, expiresAt: now + 90 * DAY });
   t.is(tokens.state(gw.app.cache.get('keeta', 'brand-1')!), 'valid');
   t.is(tokens.lastFailure('brand-1'), undefined);
+});
+
+test('admin conflicts: a stale import and a shop that belongs to another merchant answer 409 and change nothing', async (t) => {
+  const { gw, addMerchant } = await keetaSetup(t);
+  const a = await addMerchant('brand-a', ['1001']);
+  await addMerchant('brand-b', ['2002']);
+  const stale = await fetch(`${gw.adminUrl}/admin/upstreams/keeta/merchants/brand-a/token`, {
+    method: 'PUT',
+    body: `{"accessToken":"older","refreshToken":"older-r","expiresIn":7776000,"issuedAtTime":${a.issuedAtTime - 1000}}`,
+  });
+  t.is(stale.status, 409);
+  t.is(((await stale.json()) as any).error.code, 'CONFLICT');
+  t.is(gw.app.cache.get('keeta', 'brand-a')!.accessToken, a.accessToken);
+  const taken = await fetch(`${gw.adminUrl}/admin/upstreams/keeta/merchants/brand-a/shops`, { method: 'PUT', body: '{"shopIds":[1001,2002]}' });
+  t.is(taken.status, 409);
+  t.regex(((await taken.json()) as any).error.message, /shopId 2002 already belongs to merchant "brand-b"/);
+  t.deepEqual([...gw.app.cache.get('keeta', 'brand-a')!.shopIds], ['1001']);
+});
+
+test('signUrlBase: Keeta reached through an alias host is signed with the URL Keeta sees', async (t) => {
+  const { createServer, request } = await import('node:http');
+  const sim = await startKeetaSim({ appId: KEETA_APP_ID, appSecret: KEETA_SECRET });
+  t.teardown(() => sim.close());
+  const simPort = new URL(sim.baseUrl).port;
+  // An egress alias that forwards to Keeta under Keeta's own host name.
+  const alias = createServer((req, res) => {
+    const up = request({ host: '127.0.0.1', port: simPort, method: req.method, path: req.url, headers: { ...req.headers, host: 'open.keeta.example' } }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => alias.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => alias.close(() => r())));
+  const aliasUrl = `http://127.0.0.1:${(alias.address() as { port: number }).port}/api/open`;
+  const { startGateway } = await import('../helpers/gateway.js');
+  const config = (extra: string) =>
+    `upstreams:\n  keeta:\n    type: keeta\n    baseUrl: ${aliasUrl}\n    appId: ${KEETA_APP_ID}\n    appSecret: ${KEETA_SECRET}\n${extra}`;
+  const plain = await startGateway(config(''));
+  t.teardown(() => plain.close());
+  const aliased = await startGateway(config('    signUrlBase: http://open.keeta.example/api/open\n'));
+  t.teardown(() => aliased.close());
+  const body = { eventId: 1002, url: 'https://example.com/hook', isTest: 1 };
+  t.is((await postJson(`${plain.proxyUrl}/keeta/base/callback/url/set`, body)).json.code, KEETA_SIM_CODES.SIG_INVALID);
+  t.is((await postJson(`${aliased.proxyUrl}/keeta/base/callback/url/set`, body)).json.code, 0);
 });

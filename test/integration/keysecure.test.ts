@@ -21,9 +21,42 @@ test('headers: Api-Key, 13-digit Timestamp, Access-Token, Content-Type, default 
   t.regex(h['access-token'], /\S{8,}/);
   t.not(h['access-token'], 'forged');
   t.is(h['content-type'], 'application/json');
-  t.is(h.timezone, 'UTC+8');
-  t.is(h.language, 'zh_CN');
+  t.is(h.timezone, 'UTC+8', 'default Timezone added');
+  t.is(h.language, 'zh_CN', "caller's Language kept over the configured en_US");
+  const received = sim.control.counters().requests.at(-1)!;
+  t.true(Number(h.timestamp) <= received.at - 1000, 'stamped with the 1 s safety margin');
   t.is(sim.control.counters().tokenCalls, 1);
+
+  // The other way round: the caller's Timezone kept, the configured Language added, and a
+  // Content-Type supplied when the caller sent none.
+  const get = await rawRequest(gw.proxyUrl, { method: 'GET', path: `${BASE}/_echo`, headers: { timezone: 'UTC+0' } });
+  const g = get.json().data.headers;
+  t.is(g.timezone, 'UTC+0');
+  t.is(g.language, 'en_US');
+  t.is(g['content-type'], 'application/json');
+  const typed = await rawRequest(gw.proxyUrl, { path: `${BASE}/_echo`, headers: { 'content-type': 'application/json; charset=utf-8' }, body: '{}' });
+  t.is(typed.json().data.headers['content-type'], 'application/json; charset=utf-8', "a caller's Content-Type is kept");
+});
+
+test('the token endpoint through the proxy carries Api-Key and Timestamp but no Access-Token', async (t) => {
+  const { sim, gw } = await keySecureSetup(t);
+  const res = await rawRequest(gw.proxyUrl, { method: 'GET', path: `${BASE}/merchant/token`, headers: { 'access-token': 'forged' } });
+  t.is(res.json().code, 0);
+  const received = sim.control.counters().requests.at(-1)!;
+  t.is(received.path, '/open-api/v1/merchant/token');
+  t.is(received.headers['api-key'], KS_API_KEY);
+  t.regex(received.headers['timestamp']!, /^\d{13}$/);
+  t.is(received.headers['access-token'], undefined);
+});
+
+test('a configuration fault is logged once per burst, with its cause', async (t) => {
+  const { sim, gw } = await keySecureSetup(t);
+  t.is((await postJson(`${gw.proxyUrl}${BASE}/card/list`, {})).json.code, 0);
+  sim.control.setWhitelist(KS_API_KEY, ['203.0.113.7']);
+  for (let i = 0; i < 5; i++) t.is((await postJson(`${gw.proxyUrl}${BASE}/card/list`, {})).json.code, 1003);
+  const faultLines = gw.logs.filter((l) => l.includes('configuration fault 1003'));
+  t.is(faultLines.length, 1);
+  t.like(JSON.parse(faultLines[0]!), { level: 'error', upstream: 'keysecure-hk', code: 1003 });
 });
 
 test('a body with an int64 and unicode escapes arrives byte-identical; GET keeps path and query', async (t) => {
@@ -157,6 +190,6 @@ test('a token inside refreshBefore is renewed in the background; the old one kee
   t.is((await postJson(`${gw.proxyUrl}${BASE}/card/list`, {})).json.code, 0);
   t.is(sim.control.counters().tokenCalls, 1);
   t.is((await postJson(`${gw.proxyUrl}${BASE}/card/list`, {})).json.code, 0);
-  for (let i = 0; i < 50 && sim.control.counters().tokenCalls < 2; i++) await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 250 && sim.control.counters().tokenCalls < 2; i++) await new Promise((r) => setTimeout(r, 20));
   t.is(sim.control.counters().tokenCalls, 2);
 });

@@ -154,3 +154,32 @@ test('a Redis that comes back empty gets the newest pair back from a replica tha
   t.regex(gw!.logText(), /written back/);
   t.false(gw!.logText().includes(pair.refreshToken));
 });
+
+test('/readyz is 503 "starting" until the store has answered once, then 200', async (t) => {
+  const redis = await startPrivateRedis({ persist: false });
+  t.teardown(() => redis.dispose());
+  await redis.stop();
+  const ks = await startKeySecureSim({ apiKeys: [{ apiKey: KS_API_KEY }] });
+  t.teardown(() => ks.close());
+  const gw = await startGateway(
+    `store:
+  type: redis
+  url: ${redis.url}
+  keyPrefix: "${uniquePrefix('starting')}"
+upstreams:
+  ks:
+    type: keysecure
+    baseUrl: ${ks.baseUrl}
+    apiKey: ${KS_API_KEY}
+`,
+    { store: 'config' },
+  );
+  t.teardown(() => gw.close());
+  const before = await fetch(`${gw.adminUrl}/readyz`);
+  t.is(before.status, 503);
+  t.deepEqual(await before.json(), { status: 'starting', store: 'unavailable' });
+  t.is((await fetch(`${gw.adminUrl}/healthz`)).status, 200, 'alive while not ready');
+  await redis.start();
+  await eventually(async () => (await fetch(`${gw.adminUrl}/readyz`)).status === 200, 'readiness once Redis answers', 15_000);
+  t.deepEqual(await (await fetch(`${gw.adminUrl}/readyz`)).json(), { status: 'ready', store: 'ok' });
+});

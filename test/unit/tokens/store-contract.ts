@@ -232,14 +232,14 @@ export function storeContract(name: string, openStore: OpenStore): void {
     const store = await openStore(t);
     const gate = deferred();
     const entered = deferred();
-    const first = store.withLock('keeta', 'm1', 600, async () => {
+    const first = store.withLock('keeta', 'm1', 1200, async () => {
       entered.resolve();
       await gate.promise;
     });
     await entered.promise;
-    await sleep(2000); // more than three leases later
+    await sleep(4000); // more than three leases later
     t.true(await store.isLocked('keeta', 'm1'));
-    t.deepEqual(await store.withLock('keeta', 'm1', 600, async () => 'x'), { acquired: false });
+    t.deepEqual(await store.withLock('keeta', 'm1', 1200, async () => 'x'), { acquired: false });
     gate.resolve();
     t.deepEqual(await first, { acquired: true, value: undefined });
     t.false(await store.isLocked('keeta', 'm1'));
