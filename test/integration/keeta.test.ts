@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KEETA_SIM_CODES, startKeetaSim } from '../../src/sim/index.js';
 import { FileStore } from '../../src/tokens/file-store.js';
-import { countingStore } from '../helpers/counting-store.js';
+import { countingStore, failingStore } from '../helpers/counting-store.js';
 import { postJson } from '../helpers/http.js';
 import { DAY, KEETA_APP_ID, KEETA_SECRET, assertNoRefreshReuse, keetaSetup } from '../helpers/keeta-setup.js';
 
@@ -329,28 +329,10 @@ test('a store that went back to an older pair gets the newer one written back; t
 });
 
 test('a renewed pair whose write fails for a while is written once the store answers, holding the lock meanwhile', async (t) => {
-  const { MemoryStore } = await import('../../src/tokens/memory-store.js');
-  const inner = new MemoryStore();
-  let failPuts = 0;
-  const flaky = new Proxy(inner, {
-    get(target, prop, receiver) {
-      const v = Reflect.get(target, prop, receiver);
-      if (prop === 'put') {
-        return async (...args: unknown[]) => {
-          if (failPuts > 0) {
-            failPuts--;
-            const { StoreError } = await import('../../src/tokens/types.js');
-            throw new StoreError('simulated write failure');
-          }
-          return (v as (...a: unknown[]) => unknown).apply(target, args);
-        };
-      }
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
+  const { store: flaky, inner, failNext } = failingStore('put');
   const { sim, gw, addMerchant } = await keetaSetup(t, { store: flaky });
   await addMerchant('brand-1', [SHOP]);
-  failPuts = 5;
+  failNext(5);
   const res = await fetch(`${gw.adminUrl}/admin/upstreams/keeta/merchants/brand-1/refresh`, { method: 'POST' });
   t.is(res.status, 200, await res.clone().text());
   const rotated = sim.control.merchant('brand-1')!;
@@ -361,28 +343,10 @@ test('a renewed pair whose write fails for a while is written once the store ans
 });
 
 test('a store failure before the upstream is asked is not a renewal failure', async (t) => {
-  const { MemoryStore } = await import('../../src/tokens/memory-store.js');
-  const inner = new MemoryStore();
-  let failLocks = 0;
-  const flaky = new Proxy(inner, {
-    get(target, prop, receiver) {
-      const v = Reflect.get(target, prop, receiver);
-      if (prop === 'withLock') {
-        return async (...args: unknown[]) => {
-          if (failLocks > 0) {
-            failLocks--;
-            const { StoreError } = await import('../../src/tokens/types.js');
-            throw new StoreError('simulated lock failure');
-          }
-          return (v as (...a: unknown[]) => unknown).apply(target, args);
-        };
-      }
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
+  const { store: flaky, failNext } = failingStore('withLock');
   const { sim, gw, addMerchant } = await keetaSetup(t, { store: flaky });
   await addMerchant('brand-1', [SHOP]);
-  failLocks = 1;
+  failNext(1);
   const res = await fetch(`${gw.adminUrl}/admin/upstreams/keeta/merchants/brand-1/refresh`, { method: 'POST' });
   t.is(res.status, 503);
   t.is(((await res.json()) as any).error.code, 'STORE_UNAVAILABLE');

@@ -37,6 +37,24 @@ upstreams:
   return out;
 }
 
+/** Both simulators for one test, closed in its teardown. */
+async function simulators(t: any) {
+  const keeta = await startKeetaSim({ appId: KEETA_APP_ID, appSecret: KEETA_SECRET });
+  const ks = await startKeySecureSim({ apiKeys: [{ apiKey: KS_API_KEY }] });
+  t.teardown(async () => {
+    await keeta.close();
+    await ks.close();
+  });
+  return { keeta, ks };
+}
+
+/** A merchant seeded in the Keeta simulator and imported through a replica's admin API. */
+async function seedMerchant(keeta: Awaited<ReturnType<typeof startKeetaSim>>, adminUrl: string, opts: { expiresInSec?: number } = {}) {
+  const pair = keeta.control.addMerchant({ merchantId: 'brand-1', shopIds: [SHOP], issuedAtMs: Date.now() - 600_000, ...opts });
+  await importPair(adminUrl, 'keeta', 'brand-1', pair, [SHOP]);
+  return pair;
+}
+
 async function eventually(check: () => boolean | Promise<boolean>, what: string, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
   while (!(await check())) {
@@ -48,12 +66,7 @@ async function eventually(check: () => boolean | Promise<boolean>, what: string,
 test('three replicas on one Redis: a cold KeySecure burst makes one token call; a Keeta burst in the window makes one refresh; imports are shared', async (t) => {
   const prefix = uniquePrefix('replicas');
   t.teardown(() => cleanPrefix(prefix));
-  const keeta = await startKeetaSim({ appId: KEETA_APP_ID, appSecret: KEETA_SECRET });
-  const ks = await startKeySecureSim({ apiKeys: [{ apiKey: KS_API_KEY }] });
-  t.teardown(async () => {
-    await keeta.close();
-    await ks.close();
-  });
+  const { keeta, ks } = await simulators(t);
   const gws = await replicas(t, 3, SHARED_REDIS_URL, prefix, keeta.baseUrl, ks.baseUrl);
 
   // 150 concurrent cold KeySecure calls spread over the three replicas.
@@ -64,8 +77,7 @@ test('three replicas on one Redis: a cold KeySecure burst makes one token call; 
   t.is(ks.control.counters().tokenCalls, 1, 'one token call across all replicas');
 
   // A merchant imported through replica 0, with its token inside the 4-day refresh window.
-  const pair = keeta.control.addMerchant({ merchantId: 'brand-1', shopIds: [SHOP], expiresInSec: 3 * 86_400, issuedAtMs: Date.now() - 600_000 });
-  await importPair(gws[0]!.adminUrl, 'keeta', 'brand-1', pair, [SHOP]);
+  const pair = await seedMerchant(keeta, gws[0]!.adminUrl, { expiresInSec: 3 * 86_400 });
   await eventually(() => gws.every((g) => g.app.cache.get('keeta', 'brand-1') !== undefined), 'the import to reach every replica');
   const served = await postJson(`${gws[2]!.proxyUrl}/keeta/order/get`, { orderViewId: 1, shopId: Number(SHOP) });
   t.is(served.json.code, 0, 'a merchant imported through one replica is served by another');
@@ -89,15 +101,9 @@ test('Redis stopped mid-test: cached tokens serve, readiness stays up with the s
   const redis = await startPrivateRedis();
   t.teardown(() => redis.dispose());
   const prefix = uniquePrefix('outage');
-  const keeta = await startKeetaSim({ appId: KEETA_APP_ID, appSecret: KEETA_SECRET });
-  const ks = await startKeySecureSim({ apiKeys: [{ apiKey: KS_API_KEY }] });
-  t.teardown(async () => {
-    await keeta.close();
-    await ks.close();
-  });
+  const { keeta, ks } = await simulators(t);
   const [gw] = await replicas(t, 1, redis.url, prefix, keeta.baseUrl, ks.baseUrl);
-  const pair = keeta.control.addMerchant({ merchantId: 'brand-1', shopIds: [SHOP], issuedAtMs: Date.now() - 600_000 });
-  await importPair(gw!.adminUrl, 'keeta', 'brand-1', pair, [SHOP]);
+  await seedMerchant(keeta, gw!.adminUrl);
   t.is((await postJson(`${gw!.proxyUrl}/ks/open-api/v1/card/list`, {})).json.code, 0);
   t.is(await gw!.metric('countersign_store_up', { store: 'redis' }), 1);
 
@@ -135,15 +141,9 @@ test('a Redis that comes back empty gets the newest pair back from a replica tha
   const redis = await startPrivateRedis({ persist: false });
   t.teardown(() => redis.dispose());
   const prefix = uniquePrefix('empty');
-  const keeta = await startKeetaSim({ appId: KEETA_APP_ID, appSecret: KEETA_SECRET });
-  const ks = await startKeySecureSim({ apiKeys: [{ apiKey: KS_API_KEY }] });
-  t.teardown(async () => {
-    await keeta.close();
-    await ks.close();
-  });
+  const { keeta, ks } = await simulators(t);
   const [gw] = await replicas(t, 1, redis.url, prefix, keeta.baseUrl, ks.baseUrl);
-  const pair = keeta.control.addMerchant({ merchantId: 'brand-1', shopIds: [SHOP], issuedAtMs: Date.now() - 600_000 });
-  await importPair(gw!.adminUrl, 'keeta', 'brand-1', pair, [SHOP]);
+  const pair = await seedMerchant(keeta, gw!.adminUrl);
   await redis.stop();
   await redis.start(); // no persistence: everything is gone
   const check = new RedisStore({ url: redis.url, keyPrefix: prefix });
