@@ -8,7 +8,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  * fixed lists. Never a merchant, shop, token, order id or raw path.
  */
 
-/** protocols.md 4.4 */
+/** docs/protocols.md 4.4 */
 export const CLASSES = [
   'success',
   'partial_failure',

@@ -26,7 +26,7 @@ export async function signCommand(config: Config, args: SignArgs): Promise<strin
   const cfg = config.upstreams[name];
   if (!cfg) throw new Error(`no upstream "${name}" in ${config.source}`);
   if (cfg.type !== 'keeta') {
-    throw new Error(`signing is not available for ${name}: ${cfg.type} upstreams carry no request signature (protocols.md 2.2); the proxy only sets headers`);
+    throw new Error(`signing is not available for ${name}: ${cfg.type} upstreams carry no request signature (docs/protocols.md 2.2); the proxy only sets headers`);
   }
   const path = args.path;
   if (!path?.startsWith('/')) throw new Error('--path /endpoint/path is required (below baseUrl, e.g. /order/get)');

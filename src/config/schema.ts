@@ -43,7 +43,7 @@ const keetaUpstream = z
   .object({
     type: z.literal('keeta'),
     baseUrl: httpUrl,
-    /** Overrides baseUrl in the string to sign, for hosts reached through an alias (protocols.md 4.1). */
+    /** Overrides baseUrl in the string to sign, for hosts reached through an alias (docs/protocols.md 4.1). */
     signUrlBase: httpUrl.optional(),
     appId: z
       .union([z.number().int().nonnegative(), z.string().regex(/^\d+$/, 'expected digits')], {
@@ -70,7 +70,7 @@ const keysecureUpstream = z
     timezone: z.string().regex(/^UTC[+-]\d{1,2}(:\d{2})?$/, 'expected e.g. UTC+8').optional(),
     language: z.enum(['en_US', 'zh_CN']).optional(),
     refreshBefore: duration.default('5m'),
-    /** Stamp this far in the past so a timestamp never lands in the upstream's future (protocols.md 4.3). */
+    /** Stamp this far in the past so a timestamp never lands in the upstream's future (docs/protocols.md 4.3). */
     timestampMargin: duration.default('1s'),
     timeout: positiveDuration.default('10s'),
   })

@@ -17,7 +17,7 @@ const MERCHANT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const KEETA_PATH = /^(?:\/[A-Za-z0-9_.-]+)+$/;
 
 /**
- * Keeta (protocols.md 1.x, 4.1, 4.2): the body is parsed once into a lexeme-preserving tree;
+ * Keeta (docs/protocols.md 1.x, 4.1, 4.2): the body is parsed once into a lexeme-preserving tree;
  * each attempt injects appId, a fresh timestamp and the merchant's accessToken and signs.
  */
 export function createKeetaHandler(deps: {

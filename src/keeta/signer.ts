@@ -1,5 +1,5 @@
 /**
- * Keeta request signing, exactly as protocols.md 4.1 specifies:
+ * Keeta request signing, exactly as docs/protocols.md 4.1 specifies:
  *
  * 1. drop the caller's `sig`; replace the caller's `appId`, `timestamp`, `accessToken` with
  *    ours (`accessToken` is omitted entirely for app-level calls);

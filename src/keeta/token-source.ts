@@ -10,7 +10,7 @@ import { signKeetaAppCall } from './signer.js';
 export const KEETA_TOKEN_PATH = '/base/oauth/token';
 
 /**
- * Renews a Keeta merchant's pair with its single-use refresh token (protocols.md 1.4, 4.2):
+ * Renews a Keeta merchant's pair with its single-use refresh token (docs/protocols.md 1.4, 4.2):
  * `POST /base/oauth/token` `{grantType: "refresh_token", refreshToken}`, app-signed. The
  * answer is read flat or wrapped in `{code, message, data}`.
  */

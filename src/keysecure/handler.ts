@@ -12,7 +12,7 @@ import type { UpstreamClock } from './upstream-clock.js';
 /** Auth headers the proxy sets; callers' copies are dropped. */
 const AUTH_HEADERS = new Set(['api-key', 'timestamp', 'access-token']);
 
-/** Configuration faults (protocols.md 4.3): never retried, logged with the likely cause. */
+/** Configuration faults (docs/protocols.md 4.3): never retried, logged with the likely cause. */
 const CONFIG_FAULTS: Record<number, string> = {
   1003: "this host's egress IP is not on the Api-Key's whitelist",
   1008: 'the configured apiKey does not exist upstream',
@@ -23,7 +23,7 @@ const CONFIG_FAULTS: Record<number, string> = {
 const FAULT_LOG_EVERY_MS = 60_000;
 
 /**
- * KeySecure (protocols.md 2.x, 4.3): header injection only. Bodies, query strings and methods
+ * KeySecure (docs/protocols.md 2.x, 4.3): header injection only. Bodies, query strings and methods
  * pass through byte for byte.
  */
 export function createKeySecureHandler(deps: {

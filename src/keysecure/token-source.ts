@@ -9,7 +9,7 @@ import type { UpstreamClock } from './upstream-clock.js';
 export const KEYSECURE_TOKEN_PATH = '/open-api/v1/merchant/token';
 
 /**
- * Gets a KeySecure Access-Token (protocols.md 2.3): `GET /open-api/v1/merchant/token` with
+ * Gets a KeySecure Access-Token (docs/protocols.md 2.3): `GET /open-api/v1/merchant/token` with
  * Api-Key and Timestamp. A 1005 answer corrects the clock offset and is tried once more.
  * `expired_time` is the upstream's absolute time; it is converted to local time.
  */

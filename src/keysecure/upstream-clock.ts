@@ -1,10 +1,10 @@
 import type { Clock } from '../clock.js';
 
 /**
- * KeySecure rejects timestamps older than 60 s and any in its future (protocols.md 2.2), so
+ * KeySecure rejects timestamps older than 60 s and any in its future (docs/protocols.md 2.2), so
  * the proxy stamps with its idea of the upstream's clock: local time + a learned offset − a
  * safety margin. The offset is learned from the upstream's `Date` header when it answers 1005
- * (protocols.md 4.3). `Date` has one-second resolution and is truncated, so the learned
+ * (docs/protocols.md 4.3). `Date` has one-second resolution and is truncated, so the learned
  * offset errs early, never late: a stamp never lands in the upstream's future.
  */
 export class UpstreamClock {

@@ -1,7 +1,7 @@
 import type { RequestClass } from '../metrics.js';
 
 /**
- * Error-code classes (protocols.md 4.4) and the code label of
+ * Error-code classes (docs/protocols.md 4.4) and the code label of
  * countersign_upstream_codes_total. Pure functions over the upstream's envelope.
  */
 
@@ -37,7 +37,7 @@ function noEnvelope(status: number): RequestClass {
 export function classifyKeeta(status: number, env: Envelope | undefined): RequestClass {
   if (!env) return noEnvelope(status);
   const { code } = env;
-  // protocols.md 4.4 classifies by the envelope whenever there is one, whatever the HTTP status.
+  // docs/protocols.md 4.4 classifies by the envelope whenever there is one, whatever the HTTP status.
   if (code === 0) return env.errorListLength > 0 ? 'partial_failure' : 'success';
   if (inRange(code, 115000100, 115000199)) return 'signature_error';
   if (inRange(code, 115000200, 115000399)) return 'business_error';

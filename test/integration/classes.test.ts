@@ -17,7 +17,7 @@ async function closedPort(): Promise<number> {
 }
 
 /**
- * protocols.md 4.4, end to end: each class is driven through the simulators and counted
+ * docs/protocols.md 4.4, end to end: each class is driven through the simulators and counted
  * exactly once per caller request, whatever happened inside.
  */
 test('every error-code class of both upstreams is counted exactly', async (t) => {

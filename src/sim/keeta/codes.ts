@@ -1,5 +1,5 @@
 /**
- * Response codes of the Keeta simulator. Keeta's own table is not public (protocols.md 1.8):
+ * Response codes of the Keeta simulator. Keeta's own table is not public (docs/protocols.md 1.8):
  * these are the simulator's choices inside the documented bands
  *   115000100–115000199 signature / token / authorisation failures
  *   115000200–115000399 business-parameter errors

@@ -1,5 +1,5 @@
 /**
- * The Keeta endpoints the simulator implements (protocols.md 1.11). Each returns the whole
+ * The Keeta endpoints the simulator implements (docs/protocols.md 1.11). Each returns the whole
  * top-level response value; exact int64 ids go out as `rawNumber` so they are never rounded.
  */
 import { rawNumber } from '../json-text.js';

@@ -1,6 +1,6 @@
 /**
  * Keeta request signature, rebuilt by the simulator from the raw body it received
- * (protocols.md 1.2 and 4.1). Deliberately independent of the proxy's signer.
+ * (docs/protocols.md 1.2 and 4.1). Deliberately independent of the proxy's signer.
  *
  *   pre-hash = URL + "?" + join("&", key + "=" + text(value)) + appSecret
  *   sig      = lowercase hex SHA-256(UTF-8 bytes of pre-hash)      (plain SHA-256, not HMAC)

@@ -1,5 +1,5 @@
 /**
- * Keeta merchants and their OAuth state (protocols.md 1.4–1.7, 4.2), as the simulator
+ * Keeta merchants and their OAuth state (docs/protocols.md 1.4–1.7, 4.2), as the simulator
  * enforces it:
  *
  * - access and refresh tokens are random opaque strings with the same lifetime;

@@ -1,5 +1,5 @@
 /**
- * KeySecure header authentication (protocols.md 2.2), checked in this order; the first
+ * KeySecure header authentication (docs/protocols.md 2.2), checked in this order; the first
  * failure answers:
  *
  *  1. `Api-Key` missing or empty                                  → 1002

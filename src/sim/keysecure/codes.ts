@@ -1,4 +1,4 @@
-/** KeySecure response codes the simulator answers (protocols.md 2.4), with EN and zh_CN text. */
+/** KeySecure response codes the simulator answers (docs/protocols.md 2.4), with EN and zh_CN text. */
 export const KEYSECURE_CODES = {
   OK: 0,
   SYSTEM_ERROR: 1001,

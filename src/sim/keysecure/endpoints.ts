@@ -1,5 +1,5 @@
 /**
- * The KeySecure endpoints the simulator implements (protocols.md 2.3, 2.6), plus the
+ * The KeySecure endpoints the simulator implements (docs/protocols.md 2.3, 2.6), plus the
  * simulator-only echo route. Handlers return `data` (or `undefined` for an answer without
  * `data`); amounts go out as exact decimal JSON numbers.
  */

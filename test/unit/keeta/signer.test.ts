@@ -16,7 +16,7 @@ function sha256Hex(s: string): string {
   return createHash('sha256').update(s, 'utf8').digest('hex');
 }
 
-// ---- published and derived vectors (protocols.md 1.2) ----
+// ---- published and derived vectors (docs/protocols.md 1.2) ----
 
 interface Vector {
   name: string;

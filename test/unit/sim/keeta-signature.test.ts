@@ -13,7 +13,7 @@ function obj(text: string) {
   return v;
 }
 
-test('official vector (protocols.md 1.2): pre-hash and sig', (t) => {
+test('official vector (docs/protocols.md 1.2): pre-hash and sig', (t) => {
   t.is(
     keetaPreHash(OFFICIAL_URL, obj(OFFICIAL_BODY), 'abc'),
     'https://open.mykeeta.com/api/open/product/shopcategory/update?accessToken=abc&appId=123&shopCategory={"id":123,"name":"test","type":0,"description":null}&shopId=123&timestamp=1682566749abc',
@@ -65,7 +65,7 @@ test('signature is plain SHA-256 over URL?params+secret, not HMAC and not withou
   const body = obj(OFFICIAL_BODY);
   const sig = keetaSign(OFFICIAL_URL, body, 'abc');
   const joined = keetaJoinedParams(body);
-  // The two wrong recipes protocols.md 1.2 rules out, reproduced so the distinction is pinned.
+  // The two wrong recipes docs/protocols.md 1.2 rules out, reproduced so the distinction is pinned.
   const withoutQuestionMark = createHash('sha256').update(`${OFFICIAL_URL}${joined}abc`, 'utf8').digest('hex');
   const hmac = createHmac('sha256', 'abc').update(`${OFFICIAL_URL}?${joined}`, 'utf8').digest('hex');
   t.true(withoutQuestionMark.startsWith('95e4f7b5') && withoutQuestionMark.endsWith('21d1'));
