@@ -431,7 +431,7 @@ test('request log records method, path with query, headers, raw body, code and t
   t.is(entry?.code, 0);
   t.true(Math.abs((entry?.at ?? 0) - Date.now()) < 3000);
   sim.control.reset();
-  t.deepEqual(sim.control.counters(), { tokenCalls: 0, refreshCalls: 0, refreshReuse: 0, authCodeCalls: 0, rejectedRefreshes: 0, requests: [] });
+  t.deepEqual(sim.control.counters(), { tokenCalls: 0, refreshCalls: 0, refreshReuse: 0, authCodeCalls: 0, rejectedRefreshes: 0, authCodeReuse: 0, authCodeExchanges: 0, authCodesIssued: 0, requests: [], event1Pushes: [] });
   t.truthy(sim.control.merchant('brand-a'), 'reset keeps merchants');
 });
 
