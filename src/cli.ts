@@ -99,7 +99,10 @@ async function serve(config: Config): Promise<number> {
     return 1;
   }
   const listening = await listenApp(app, config.listen);
-  log.info({ proxy: listening.proxyUrl, admin: listening.adminUrl, upstreams: Object.keys(config.upstreams) }, 'countersign listening');
+  log.info(
+    { proxy: listening.proxyUrl, admin: listening.adminUrl, ...(listening.ingressUrl && { ingress: listening.ingressUrl }), upstreams: Object.keys(config.upstreams) },
+    'countersign listening',
+  );
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       log.info({ signal }, 'shutting down: finishing in-flight requests');

@@ -7,6 +7,9 @@ export interface Listening {
   adminUrl: string;
   proxyServer: Server;
   adminServer: Server;
+  /** Set when the ingress listener is bound (listen.ingress). */
+  ingressUrl?: string;
+  ingressServer?: Server;
   /** Stop accepting, let in-flight requests finish (at most `graceMs`), then close everything. */
   shutdown(graceMs?: number): Promise<void>;
 }
@@ -30,12 +33,15 @@ function listen(server: Server, address: string): Promise<string> {
   });
 }
 
-/** Bind both listeners of an app that has been started. */
-export async function listenApp(app: App, addresses: { proxy: string; admin: string }): Promise<Listening> {
+/** Bind the listeners of an app that has been started: proxy, admin, and ingress when its address is given. */
+export async function listenApp(app: App, addresses: { proxy: string; admin: string; ingress?: string | undefined }): Promise<Listening> {
   const proxyServer = createServer({ keepAliveTimeout: 65_000, requestTimeout: 120_000 }, app.proxy.callback());
   const adminServer = createServer(app.admin.callback());
+  // Faces the internet: short header and request deadlines against slow clients.
+  const ingressServer = addresses.ingress ? createServer({ headersTimeout: 20_000, requestTimeout: 30_000 }, app.ingress.callback()) : undefined;
   const proxyUrl = await listen(proxyServer, addresses.proxy);
   const adminUrl = await listen(adminServer, addresses.admin);
+  const ingressUrl = ingressServer && addresses.ingress ? await listen(ingressServer, addresses.ingress) : undefined;
   let shuttingDown: Promise<void> | undefined;
 
   const closeServer = (server: Server, graceMs: number) =>
@@ -59,9 +65,11 @@ export async function listenApp(app: App, addresses: { proxy: string; admin: str
     adminUrl,
     proxyServer,
     adminServer,
+    ...(ingressUrl && ingressServer && { ingressUrl, ingressServer }),
     shutdown(graceMs = 25_000) {
       shuttingDown ??= (async () => {
         app.beginDrain();
+        if (ingressServer) await closeServer(ingressServer, Math.min(graceMs, 10_000));
         // In-flight requests finish; idle keep-alive sockets are closed; new ones refused.
         await closeServer(proxyServer, graceMs);
         await closeServer(adminServer, 1000);
