@@ -64,6 +64,13 @@ export class KeetaAuthorizations {
     return { url: `${oauth.authorizeUrl}?${q.toString()}`, state, expiresAt: new Date(expiresAt).toISOString() };
   }
 
+  /** The merchant declined on Keeta's page (`?error=access_denied`): nothing to exchange. */
+  declined(): ConnectOutcome {
+    this.deps.metrics.authorizations.inc({ upstream: this.deps.upstream, via: 'redirect', result: 'refused' });
+    this.deps.log.info({ upstream: this.deps.upstream, via: 'redirect', result: 'refused' }, 'merchant declined the authorization');
+    return { result: 'refused', reason: 'The authorization was declined on the Keeta page.' };
+  }
+
   async complete(code: string | undefined, state: string | undefined, via: AuthorizationVia): Promise<ConnectOutcome> {
     const outcome = await this.#complete(code, state, via).catch((err: unknown): ConnectOutcome => {
       this.deps.log.error({ upstream: this.deps.upstream, via, err: (err as Error).message }, 'merchant authorization failed');

@@ -67,7 +67,10 @@ export function createIngressApp(deps: { upstreams: ReadonlyMap<string, IngressU
       return;
     }
     noStore(ctx);
-    const outcome = await u.authorizations.complete(single(ctx.query['code']), single(ctx.query['state']), 'redirect');
+    const declined = single(ctx.query['error']);
+    const outcome = declined !== undefined && single(ctx.query['code']) === undefined
+      ? u.authorizations.declined()
+      : await u.authorizations.complete(single(ctx.query['code']), single(ctx.query['state']), 'redirect');
     ctx.type = 'text/html; charset=utf-8';
     if (outcome.result === 'connected' || (outcome.result === 'already_connected' && outcome.brandName !== undefined)) {
       ctx.status = 200;
