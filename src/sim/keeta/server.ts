@@ -196,7 +196,7 @@ function createControl(state: KeetaState, core: SimCore, event1Pushes: Event1Rep
     pushWebhook: (input) => pushWebhook(ctx, input),
     pushWebhookUntilAccepted: (input, options) => pushWebhookUntilAccepted(ctx, input, options),
     orderEvent: (kind, input) => orderEvent(kind, input, core.now()),
-    pushEvent1: (input) => pushEvent1(ctx, { ...input, url: event1Url(input.url) }),
+    pushEvent1: async (input) => pushEvent1(ctx, { ...input, url: event1Url(input.url) }),
     pushAuthorizationEvent: async (input) => {
       const { merchantId, kind, shopIds, eventId, ...push } = input;
       const change = applyAuthorizationChange(
