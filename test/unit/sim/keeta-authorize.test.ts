@@ -104,7 +104,7 @@ test('Authorize redirects with a fresh code and the state; the code works once a
   const ok = await exchange(sim, code);
   t.like(ok.json, { tokenType: 'bearer', scope: 'all', expiresIn: 7_776_000 });
   t.true(sim.control.merchant('demo-chain')!.authorized);
-  t.is(sim.control.merchant('demo-chain')!.accessToken, ok.json['accessToken']);
+  t.is<unknown, unknown>(sim.control.merchant('demo-chain')!.accessToken, ok.json['accessToken']);
   const again = await exchange(sim, code);
   t.is(again.json['code'], C.AUTH_CODE_INVALID);
   t.regex(String(again.json['message']), /already used/);

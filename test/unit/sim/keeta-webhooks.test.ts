@@ -49,11 +49,11 @@ test('each recipe signs as documented (pre-hash written out by hand)', async (t)
   t.deepEqual([...WEBHOOK_RECIPES].sort(), Object.keys(expected).sort());
   for (const recipe of WEBHOOK_RECIPES) {
     const report = await sim.control.pushWebhook({ ...demoPush(`${own}?ignored=1`), recipe });
-    t.is(report.sig, expected[recipe], recipe);
+    t.is(report.sig, expected[recipe]!, recipe);
     t.true(receiver.received.at(-1)!.body.startsWith(`{"sig":"${expected[recipe]}",`));
   }
   // The default recipe is url-query; signUrl and secret can be overridden.
-  t.is((await sim.control.pushWebhook(demoPush(own))).sig, expected['url-query']);
+  t.is((await sim.control.pushWebhook(demoPush(own))).sig, expected['url-query']!);
   const other = await sim.control.pushWebhook({ ...demoPush(own), signUrl: 'https://hooks.example.com/hooks/keeta', secret: 's2' });
   t.is(other.sig, sha256(`https://hooks.example.com/hooks/keeta?${SORTED}s2`));
 });
