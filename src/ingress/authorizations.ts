@@ -1,7 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { OAuthConfig } from '../config/ingress-schema.js';
-import { TokenFetchError } from '../tokens/token-service.js';
 import type { Logger } from '../logger.js';
 import type { AuthorizationResult, AuthorizationVia, Metrics } from '../metrics.js';
 import { claimOnce, doneValue } from './claims.js';
@@ -98,7 +97,14 @@ export class KeetaAuthorizations {
     const stateKey = this.#stateKey(state);
     const saved = await store.get(stateKey);
     if (saved === undefined || (JSON.parse(saved) as { expiresAt: number }).expiresAt <= clock.now()) {
-      return { result: 'bad_state', reason: 'This authorization link is unknown or has expired (links work once, for 10 minutes).' };
+      const badState: ConnectOutcome = { result: 'bad_state', reason: 'This authorization link is unknown or has expired (links work once, for 10 minutes).' };
+      // The same code on its other path may hold the state right now: its outcome is ours.
+      if ((await store.get(codeKey)) === undefined) return badState;
+      const other = await claimOnce(store, codeKey, { leaseMs: CODE_MEMORY_MS, waitMs: WAIT_FOR_FIRST_MS });
+      if (other.kind === 'done') return again(other.payload);
+      if (other.kind === 'busy') return { result: 'already_connected', reason: 'This authorization is being completed; reload the page in a moment.' };
+      await other.claim.release();
+      return badState;
     }
 
     const claimed = await claimOnce(store, codeKey, { leaseMs: CODE_MEMORY_MS, waitMs: WAIT_FOR_FIRST_MS });
@@ -117,7 +123,7 @@ export class KeetaAuthorizations {
     try {
       pair = await merchants.exchangeCode(code);
     } catch (err) {
-      const refused = err instanceof KeetaRefusal || err instanceof TokenFetchError;
+      const refused = err instanceof KeetaRefusal;
       const outcome: ConnectOutcome = refused
         ? { result: 'refused', reason: 'Keeta did not accept the authorization code (it may be used or expired).' }
         : { result: 'failed', reason: 'Keeta could not be reached to complete the connection. Try again with a new link.' };

@@ -68,6 +68,7 @@ export class KeetaMerchants {
       ['code', jsonString(code)],
     ]);
     const res = await this.#post(KEETA_TOKEN_PATH, signed.body);
+    if (res.status < 200 || res.status >= 300) throw new Error(`Keeta's token endpoint answered HTTP ${res.status}`);
     const refusal = envelopeRefusal(res.body);
     if (refusal) throw new KeetaRefusal(refusal);
     return parseTokenResponse(res.status, res.body);
