@@ -1,8 +1,10 @@
 /** HTML text helpers for the simulators' small pages. */
 
 /** Escapes text for HTML element content and double-quoted attribute values. */
+const ENTITIES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
 export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  return text.replace(/[&<>"']/g, (c) => ENTITIES[c]!);
 }
 
 /** A complete minimal HTML document. `body` must already be escaped HTML. */

@@ -46,7 +46,7 @@ test('authorize page lists every account (chain brand, independent store) with e
   t.regex(html, /Sim Chain Burgers<\/span> — 450 shops \(chain brand\)/);
   t.regex(html, /Sim Corner Cafe<\/span> — 1 shop \(independent store\)/);
   t.false(html.includes('<script>alert(1)'));
-  t.true(html.includes('&#60;script&#62;alert(1)&#60;/script&#62; &#38; &#34;Co&#34;'));
+  t.true(html.includes('&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;Co&quot;'));
   t.regex(html, /name="merchantId" value="demo-chain"/);
   t.regex(html, /<button type="submit" name="decision" value="authorize">Authorize<\/button>/);
   t.regex(html, /<button type="submit" name="decision" value="deny">Deny<\/button>/);
