@@ -104,7 +104,9 @@ export class KeySecureCallbacks {
       'x-countersign-verified': String(verified),
     };
     const t0 = performance.now();
-    const out = await this.deps.deliverer.post(rule.url, req.body, headers, rule.timeout);
+    // The budget counts from the callback's arrival: time spent verifying and claiming is spent.
+    const timeoutMs = isAuth ? Math.max(50, Math.floor(rule.timeout - (t0 - started))) : rule.timeout;
+    const out = await this.deps.deliverer.post(rule.url, req.body, headers, timeoutMs);
     this.deps.metrics.inboundDelivery.observe({ upstream, event }, (performance.now() - t0) / 1000);
 
     if (!out.ok) {
