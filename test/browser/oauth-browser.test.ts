@@ -7,13 +7,10 @@
  * passes the browser's requests to the real ingress listener.
  */
 import test from 'ava';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import type { Clock } from '../../src/clock.js';
 import { KEETA_SIM_CODES } from '../../src/sim/index.js';
@@ -26,30 +23,29 @@ let balancer: Server;
 /** Where the load balancer sends the current test's requests, and what it served. */
 const backend: { ingressUrl: string; pages: string[]; onRequest: (url: URL) => void } = { ingressUrl: '', pages: [], onRequest: () => {} };
 
-/** A TLS load balancer for hooks.example.com in front of the current test's ingress listener. */
+/**
+ * A TLS load balancer for hooks.example.com in front of the current test's ingress listener.
+ * Its certificate is a self-signed test fixture (CN and SAN hooks.example.com, valid 100
+ * years; made with `openssl req -x509 -newkey rsa:2048 -nodes -days 36500 ...`).
+ */
 async function startBalancer(): Promise<Server> {
-  const dir = mkdtempSync(join(tmpdir(), 'cs-browser-tls-'));
-  try {
-    await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=hooks.example.com', '-addext', 'subjectAltName=DNS:hooks.example.com', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')]);
-    const server = createServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (req, res) => {
-      void (async () => {
-        const url = new URL(req.url ?? '/', PUBLIC_ORIGIN);
-        backend.onRequest(url);
-        const answer = await fetch(`${backend.ingressUrl}${url.pathname}${url.search}`, { headers: { 'x-forwarded-for': req.socket.remoteAddress ?? '' } });
-        const body = await answer.text();
-        backend.pages.push(body);
-        res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'text/plain' });
-        res.end(body);
-      })().catch((err: unknown) => {
-        res.writeHead(502);
-        res.end(String(err));
-      });
+  const fixture = (name: string) => readFileSync(fileURLToPath(new URL(`fixtures/${name}`, import.meta.url)));
+  const server = createServer({ key: fixture('hooks.example.com.key'), cert: fixture('hooks.example.com.crt') }, (req, res) => {
+    void (async () => {
+      const url = new URL(req.url ?? '/', PUBLIC_ORIGIN);
+      backend.onRequest(url);
+      const answer = await fetch(`${backend.ingressUrl}${url.pathname}${url.search}`, { headers: { 'x-forwarded-for': req.socket.remoteAddress ?? '' } });
+      const body = await answer.text();
+      backend.pages.push(body);
+      res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'text/plain' });
+      res.end(body);
+    })().catch((err: unknown) => {
+      res.writeHead(502);
+      res.end(String(err));
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    return server;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
 }
 
 test.before(async () => {
