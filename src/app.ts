@@ -76,11 +76,10 @@ export function buildApp(deps: AppDeps): App {
   const clock = deps.clock ?? systemClock;
   const log = deps.logger ?? createLogger();
   const registry = deps.registry ?? new Registry();
-  const upstreamNames = Object.keys(config.upstreams);
   const inbound = ingressUpstreams(config);
   const metrics = createMetrics({
     registry,
-    upstreams: upstreamNames,
+    upstreams: Object.entries(config.upstreams).map(([name, u]) => ({ name, type: u.type })),
     now: () => clock.now(),
     ingressUpstreams: inbound.pushes,
     webhookUpstreams: inbound.webhooks,

@@ -20,12 +20,24 @@ export function parseHostPort(text: string): { host: string; port: number } {
   return { host: text.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(text.slice(i + 1)) };
 }
 
+/** A listener could not be bound; the message names the address and the reason, nothing more. */
+export class ListenError extends Error {
+  constructor(
+    readonly address: string,
+    cause: NodeJS.ErrnoException,
+  ) {
+    const reason =
+      cause.code === 'EADDRINUSE' ? 'the address is already in use' : cause.code === 'EACCES' ? 'permission denied' : cause.code === 'EADDRNOTAVAIL' ? 'no such local address' : cause.message;
+    super(`cannot listen on ${address}: ${reason}`, { cause });
+  }
+}
+
 function listen(server: Server, address: string): Promise<string> {
   const { host, port } = parseHostPort(address);
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(address, err)));
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.removeAllListeners('error');
       const a = server.address() as AddressInfo;
       const h = a.family === 'IPv6' ? `[${a.address}]` : a.address;
       resolve(`http://${h === '0.0.0.0' ? '127.0.0.1' : h === '[::]' ? '[::1]' : h}:${a.port}`);
@@ -33,15 +45,28 @@ function listen(server: Server, address: string): Promise<string> {
   });
 }
 
-/** Bind the listeners of an app that has been started: proxy, admin, and ingress when its address is given. */
+/**
+ * Bind the listeners of an app: proxy, admin, and ingress when its address is given. Bound
+ * before the app starts (`serve` binds first, so a port in use fails at once, before the store
+ * is touched); `/readyz` says "starting" until it has. A failure closes whatever was bound and
+ * rejects with a ListenError.
+ */
 export async function listenApp(app: App, addresses: { proxy: string; admin: string; ingress?: string | undefined }): Promise<Listening> {
   const proxyServer = createServer({ keepAliveTimeout: 65_000, requestTimeout: 120_000 }, app.proxy.callback());
   const adminServer = createServer(app.admin.callback());
   // Faces the internet: short header and request deadlines against slow clients.
   const ingressServer = addresses.ingress ? createServer({ headersTimeout: 20_000, requestTimeout: 30_000 }, app.ingress.callback()) : undefined;
-  const proxyUrl = await listen(proxyServer, addresses.proxy);
-  const adminUrl = await listen(adminServer, addresses.admin);
-  const ingressUrl = ingressServer && addresses.ingress ? await listen(ingressServer, addresses.ingress) : undefined;
+  let proxyUrl: string;
+  let adminUrl: string;
+  let ingressUrl: string | undefined;
+  try {
+    proxyUrl = await listen(proxyServer, addresses.proxy);
+    adminUrl = await listen(adminServer, addresses.admin);
+    if (ingressServer && addresses.ingress) ingressUrl = await listen(ingressServer, addresses.ingress);
+  } catch (err) {
+    for (const s of [proxyServer, adminServer, ingressServer]) if (s?.listening) s.close();
+    throw err;
+  }
   let shuttingDown: Promise<void> | undefined;
 
   const closeServer = (server: Server, graceMs: number) =>
