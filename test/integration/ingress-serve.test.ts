@@ -41,7 +41,7 @@ upstreams:
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   const listening = await new Promise<{ proxy: string; admin: string; ingress: string }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no listening line:\n${out}`)), 20_000);
+    const timer = setTimeout(() => reject(new Error(`no listening line:\n${out}`)), 45_000);
     child.stdout!.on('data', () => {
       const line = out.split('\n').find((l) => l.includes('countersign listening'));
       if (line) {
