@@ -97,14 +97,14 @@ test("Auth: the target's {code, message} is the decision, passed back; a duplica
 });
 
 test('Auth: a target slower than the budget is answered in time with a failure, and counted', async (t) => {
-  const s = await setup(t, { authBudget: '300ms' });
+  const s = await setup(t, { authBudget: '200ms' });
   // A running gateway is warm: one callback first, so the measure is of the Auth path, not of start-up.
   await s.sim.control.pushCallback({ url: s.url, action: 'Consumption' });
   s.target.respond(() => ({ delayMs: 2000, body: '{"code":0,"message":"approved"}' }));
   const report = await s.sim.control.pushCallback({ url: s.url, action: 'Auth' });
   const answer = report.answers[0]!;
   t.is(answer.status, 200);
-  t.deepEqual(answer.json, { code: 504, message: 'the authorization service did not answer within 300 ms' });
+  t.deepEqual(answer.json, { code: 504, message: 'the authorization service did not answer within 200 ms' });
   t.true(answer.ms < 800, `answered after ${answer.ms} ms; KeySecure waits 800 ms`);
   t.is(await s.gw.metric('countersign_inbound_total', { upstream: 'keysecure-hk', event: 'Auth', result: 'delivery_failed' }), 1);
   t.is(await s.gw.metric('countersign_inbound_delivery_seconds_bucket', { upstream: 'keysecure-hk', event: 'Auth', le: '0.25' }), 0);
