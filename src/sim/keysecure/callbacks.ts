@@ -50,6 +50,8 @@ export interface CallbackPushReport {
   answers: PushAnswer[];
   /** True when the last answer was HTTP 200 with code 0. */
   accepted: boolean;
+  /** Auth only: every answer arrived within AUTH_BUDGET_MS (800 ms). */
+  withinBudget?: boolean;
 }
 
 export interface CallbackContext {
@@ -155,5 +157,10 @@ export async function pushCallback(ctx: CallbackContext, input: CallbackPushInpu
     copies,
   );
   const { headers: _headers, ...rest } = built;
-  return { ...rest, answers, accepted: isAccepted(answers[answers.length - 1]) };
+  return {
+    ...rest,
+    answers,
+    accepted: isAccepted(answers[answers.length - 1]),
+    ...(built.action === 'Auth' ? { withinBudget: answers.every((a) => a.status !== 0 && a.ms <= AUTH_BUDGET_MS) } : {}),
+  };
 }

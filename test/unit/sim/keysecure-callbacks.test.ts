@@ -111,9 +111,13 @@ test('Auth: the answer and the time the receiver took are reported (800 ms budge
   const fast = await sim.control.pushCallback({ url: `${receiver.url}/fast`, action: 'Auth' });
   t.like(fast.answers[0], { status: 200, json: { code: 1, message: 'declined' } });
   t.false(fast.accepted);
+  t.true(fast.withinBudget);
   const slow = await sim.control.pushCallback({ url: `${receiver.url}/slow`, action: 'Auth' });
   t.true(slow.answers[0]!.ms >= 1150, String(slow.answers[0]!.ms));
   t.true(slow.accepted);
+  t.false(slow.withinBudget, 'answered after 800 ms');
+  const other = await sim.control.pushCallback({ url: `${receiver.url}/fast`, action: 'Card_update' });
+  t.is(other.withinBudget, undefined, 'the budget applies to Auth only');
 });
 
 test('over HTTP: POST /_sim/callbacks pushes and reports; bad input is 400', async (t) => {
