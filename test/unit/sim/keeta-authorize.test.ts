@@ -257,3 +257,21 @@ test('options are validated', async (t) => {
   await t.throwsAsync(startKeetaSim({ appId: APP_ID, appSecret: APP_SECRET, oauthDelivery: 'x' as never }), { instanceOf: TypeError });
   await t.throwsAsync(startKeetaSim({ appId: APP_ID, appSecret: APP_SECRET, webhookRecipe: 'md5' as never }), { instanceOf: TypeError });
 });
+
+test('authorization_code exchange is strict: code required and a string; unknown codes refused; app-level (no accessToken); counted', async (t) => {
+  const sim = await startSim(t);
+  sim.control.addDemoAccounts();
+  const token = (body: string) => keetaCall(sim.baseUrl, '/base/oauth/token', { timestamp: nowSec(sim), body });
+  t.is((await token('{"grantType":"authorization_code"}')).json['code'], C.PARAM_INVALID);
+  t.is((await token('{"grantType":"authorization_code","code":""}')).json['code'], C.PARAM_INVALID);
+  t.is((await token('{"grantType":"authorization_code","code":12345}')).json['code'], C.PARAM_INVALID);
+  const unknown = await token('{"grantType":"authorization_code","code":"0123456789abcdef0123456789abcdef"}');
+  t.is(unknown.json['code'], C.AUTH_CODE_INVALID);
+  t.regex(String(unknown.json['message']), /unknown code/);
+  // Signed without the right secret: refused before the code is looked at (and not spent).
+  const code = sim.control.issueAuthCode('demo-store');
+  const forged = await keetaCall(sim.baseUrl, '/base/oauth/token', { timestamp: nowSec(sim), secret: 'wrong', body: JSON.stringify({ grantType: 'authorization_code', code }) });
+  t.is(forged.json['code'], C.SIG_INVALID);
+  t.like((await exchange(sim, code)).json, { tokenType: 'bearer', refreshToken: sim.control.merchant('demo-store')!.refreshToken });
+  t.like(sim.control.counters(), { authCodesIssued: 1, authCodeCalls: 6, authCodeExchanges: 1, authCodeReuse: 0, refreshCalls: 0 });
+});
