@@ -147,7 +147,17 @@ export class KeetaAuthorizations {
       this.deps.log.error({ upstream: this.deps.upstream, merchant, err: (err as Error).message }, "a connected merchant's shops could not be read; its pair is stored under a provisional id");
     }
     // Durable before anything else can fail.
-    await merchants.storePair(merchant, pair, shopIds);
+    try {
+      await merchants.storePair(merchant, pair, shopIds);
+    } catch (err) {
+      this.deps.log.error(
+        { upstream: this.deps.upstream, merchant, err: (err as Error).message },
+        'the new pair could not be written to the token store; the merchant must authorize again',
+      );
+      const outcome: ConnectOutcome = { result: 'failed', reason: 'The connection could not be saved. Try again with a new link.' };
+      await claim.complete(JSON.stringify(outcome), CODE_MEMORY_MS).catch(() => false);
+      return outcome;
+    }
     if (first && first.totalPage > 1) {
       const all = await merchants.allResources(pair.accessToken, first);
       shopIds = all.shopIds;

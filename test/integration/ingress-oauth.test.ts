@@ -6,6 +6,7 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { ManualClock } from '../../src/clock.js';
+import { failingStore } from '../helpers/counting-store.js';
 import { postJson } from '../helpers/http.js';
 import { adminTokens, authorizeAs, createAuthorization, keetaIngressSetup, PUBLIC_REDIRECT_URI } from '../helpers/ingress-setup.js';
 import { KEETA_APP_ID } from '../helpers/keeta-setup.js';
@@ -189,4 +190,25 @@ test('the admin route answers links for Keeta upstreams with oauth only', async 
   t.is(b.status, 404);
   const c = await fetch(`${gw.ingressUrl}/oauth/plain/callback?code=x&state=y`);
   t.is(c.status, 404);
+});
+
+test('a pair that cannot be written says so on the page and in the log, and the code is not exchanged again', async (t) => {
+  const failing = failingStore('put');
+  const { sim, gw } = await keetaIngressSetup(t, { store: failing.store });
+  sim.control.addMerchantAccount({ merchantId: 'chain', shopCount: 2 });
+  failing.failNext(100);
+  const link = await createAuthorization(gw);
+  const code = sim.control.issueAuthCode('chain');
+  gw.secrets.add(code);
+  const res = await fetch(`${gw.ingressUrl}/oauth/keeta/callback?code=${code}&state=${encodeURIComponent(link.state)}`);
+  t.is(res.status, 502);
+  t.regex(await res.text(), /could not be saved/);
+  t.true(gw.logs.some((l) => l.includes('the merchant must authorize again')));
+  failing.failNext(0);
+  const link2 = await createAuthorization(gw);
+  const again = await fetch(`${gw.ingressUrl}/oauth/keeta/callback?code=${code}&state=${encodeURIComponent(link2.state)}`);
+  t.regex(await again.text(), /already used/);
+  t.is(sim.control.counters().authCodeCalls, 1);
+  // Both arrivals failed: the first to save, the second because its code was spent.
+  t.is(await gw.metric('countersign_authorizations_total', { upstream: 'keeta', via: 'redirect', result: 'failed' }), 2);
 });
