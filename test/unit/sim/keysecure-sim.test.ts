@@ -227,12 +227,12 @@ test('clock offset shifts the Date header and the Timestamp window', async (t) =
   const real = () => ks(sim, CARD_LIST, { body: {}, headers: { 'Access-Token': token, Timestamp: String(Date.now()) } });
   const first = await real();
   t.is(first.json['code'], 0);
-  t.true(Math.abs(Date.parse(first.headers.get('date') ?? '') - Date.now()) < 3000);
+  t.true(Math.abs(Date.parse(first.headers.get('date') ?? '') - Date.now()) < 10_000);
 
   sim.control.setClockOffset(120_000); // simulator 2 min ahead: a real-time stamp is stale
   const stale = await real();
   t.is(stale.json['code'], K.TIMESTAMP_INVALID);
-  t.true(Math.abs(Date.parse(stale.headers.get('date') ?? '') - (Date.now() + 120_000)) < 3000);
+  t.true(Math.abs(Date.parse(stale.headers.get('date') ?? '') - (Date.now() + 120_000)) < 10_000);
   t.is((await ks(sim, CARD_LIST, { body: {}, headers: { 'Access-Token': token } })).json['code'], 0, 'stamped from the Date-corrected clock');
 
   sim.control.setClockOffset(-5000); // simulator 5 s behind: a real-time stamp is in the future
@@ -355,7 +355,7 @@ test('control over HTTP: clock, failNext, counters, whitelist, revoke, expire, r
   t.like((await control(sim, 'POST', '/clock', { offsetMs: 600_000 })).json, { offsetMs: 600_000 });
   const res = await list({ Timestamp: String(Date.now()) });
   t.is(res.json['code'], K.TIMESTAMP_INVALID);
-  t.true(Math.abs(Date.parse(res.headers.get('date') ?? '') - (Date.now() + 600_000)) < 3000);
+  t.true(Math.abs(Date.parse(res.headers.get('date') ?? '') - (Date.now() + 600_000)) < 10_000);
   await control(sim, 'POST', '/clock', { offsetMs: 0 });
 
   await control(sim, 'POST', '/fail-next', { count: 1, httpStatus: 500, body: { error: 'boom' } });
