@@ -92,6 +92,11 @@ function spoil(sig: string): string {
   return `${sig.slice(0, -1)}${sig.endsWith('0') ? '1' : '0'}`;
 }
 
+function optionalText(what: string, value: unknown): string | undefined {
+  if (value !== undefined && (typeof value !== 'string' || value === '')) throw new TypeError(`${what} must be a non-empty string`);
+  return value as string | undefined;
+}
+
 function checkWhole(what: string, value: unknown, min = 0): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) throw new TypeError(`${what} must be an integer >= ${min}`);
   return value;
@@ -118,7 +123,8 @@ export function buildWebhook(ctx: PushContext, input: WebhookPushInput): { body:
       ['timestamp', num(String(timestamp))],
     ],
   };
-  const good = webhookSig(recipe, input.signUrl ?? receiverUrlOf(target.href), fields, input.secret ?? ctx.appSecret);
+  const signUrl = optionalText('signUrl', input.signUrl) ?? receiverUrlOf(target.href);
+  const good = webhookSig(recipe, signUrl, fields, optionalText('secret', input.secret) ?? ctx.appSecret);
   const sig = input.badSignature ? spoil(good) : good;
   const body = toCompactJson({ type: 'object', entries: [['sig', str(sig)], ...fields.entries] });
   return { body, sig, messageId, recipe };
@@ -241,7 +247,8 @@ export async function pushEvent1(ctx: PushContext, input: Event1Input & { url: s
       ['timestamp', num(String(timestamp))],
     ],
   };
-  const good = webhookSig(recipe, input.signUrl ?? receiverUrlOf(target.href), fields, input.secret ?? ctx.appSecret);
+  const signUrl = optionalText('signUrl', input.signUrl) ?? receiverUrlOf(target.href);
+  const good = webhookSig(recipe, signUrl, fields, optionalText('secret', input.secret) ?? ctx.appSecret);
   const sig = input.badSignature ? spoil(good) : good;
   const query = new URLSearchParams({ appId: ctx.appId, code: input.code, state, timestamp: String(timestamp), sig });
   const url = new URL(target.href);

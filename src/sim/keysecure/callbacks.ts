@@ -113,6 +113,10 @@ export function buildCallback(ctx: CallbackContext, input: CallbackPushInput): {
   const base = input.timestamp ?? ctx.now();
   if (!Number.isInteger(base) || base < 0) throw new TypeError('timestamp must be Unix ms');
   const timestamp = String(base - stale);
+  for (const key of ['appId', 'secret', 'apiKey'] as const) {
+    const v = input[key];
+    if (v !== undefined && (typeof v !== 'string' || v === '')) throw new TypeError(`${key} must be a non-empty string`);
+  }
   const appId = input.appId ?? ctx.appId;
   const secret = input.secret ?? ctx.secretFor(input.apiKey);
   let data = dataObject(input.data ?? sampleCallbackData(action, base));

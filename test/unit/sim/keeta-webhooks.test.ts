@@ -210,7 +210,7 @@ test('pushes over HTTP control: /_sim/webhooks, /webhooks/retry, /order-events, 
   sim.control.addMerchant({ merchantId: 'b', shopIds: ['7'] });
   const auth = await control(root, 'POST', '/authorization-events', { url, merchantId: 'b', kind: 'added', shopIds: ['8'] });
   t.deepEqual(auth.json.shopIds, ['8']);
-  for (const bad of [{ url, eventId: 1 }, { url: 'ftp://x', eventId: 1, shopId: 1, message: '{}' }, { ...demoPush(url), recipe: 'md5' }, { ...demoPush(url), copies: 0 }, { ...demoPush(url), message: 'not json' }]) {
+  for (const bad of [{ url, eventId: 1 }, { url: 'ftp://x', eventId: 1, shopId: 1, message: '{}' }, { ...demoPush(url), recipe: 'md5' }, { ...demoPush(url), copies: 0 }, { ...demoPush(url), message: 'not json' }, { ...demoPush(url), secret: 5 }, { ...demoPush(url), signUrl: '' }]) {
     const r = await control(root, 'POST', '/webhooks', bad);
     t.is(r.status, 400, JSON.stringify(bad));
     t.truthy(r.json.error);

@@ -103,6 +103,7 @@ test('faults: bad signature, tampered field, stale timestamp, duplicates sent co
   await t.throwsAsync(sim.control.pushCallback({ ...base, action: 'Refund' as never }), { instanceOf: TypeError });
   await t.throwsAsync(sim.control.pushCallback({ ...base, data: '[1]' }), { instanceOf: TypeError });
   await t.throwsAsync(sim.control.pushCallback({ ...base, apiKey: 'nope', secret: undefined }), { message: /unknown apiKey/ });
+  await t.throwsAsync(sim.control.pushCallback({ ...base, secret: 7 as never }), { message: /secret must be a non-empty string/ });
 });
 
 test('Auth: the answer and the time the receiver took are reported (800 ms budget)', async (t) => {
