@@ -53,7 +53,9 @@ export function buildIngress(deps: {
   store?: IngressStore;
 }): Ingress {
   const { config, tokenStore, cache, forwarder, clock, metrics, log } = deps;
-  const store = deps.store ?? defaultStore(config, clock, log);
+  const anyIngress = Object.values(config.upstreams).some((u) => (u.type === 'keeta' ? u.oauth ?? u.webhooks : u.callbacks) !== undefined);
+  // Without anything configured on the ingress side there is nothing to share: no Redis client.
+  const store = deps.store ?? (anyIngress ? defaultStore(config, clock, log) : new MemoryIngressStore(clock));
   const deliverer = createDeliverer();
   const upstreams = new Map<string, IngressUpstream>();
   const authorizations = new Map<string, KeetaAuthorizations>();
@@ -108,7 +110,8 @@ export function buildIngress(deps: {
 function defaultStore(config: Config, clock: Clock, log: Logger): IngressStore {
   const s = config.store as { type: string; url?: string; keyPrefix?: string };
   if (s.type !== 'redis' || !s.url) return new MemoryIngressStore(clock);
-  const client = new Redis(s.url, { keyPrefix: s.keyPrefix ?? 'countersign:', maxRetriesPerRequest: 2, lazyConnect: false });
+  // Connects on its first command: nothing is touched before the gateway serves.
+  const client = new Redis(s.url, { keyPrefix: s.keyPrefix ?? 'countersign:', maxRetriesPerRequest: 2, lazyConnect: true });
   let reported = false;
   client.on('error', (err: Error) => {
     if (!reported) log.warn({ err: err.message }, 'ingress state store (redis) unreachable');
