@@ -66,6 +66,12 @@ async function main(): Promise<void> {
   mkdirSync(DIR, { recursive: true });
   rmSync(join(DIR, 'tokens.json'), { force: true });
   const configFile = join(DIR, 'countersign.yaml');
+  // Secrets as mounted files (the Kubernetes form), so `countersign sign --config` and
+  // `check-config` work on this config as they are, with no environment to set.
+  mkdirSync(join(DIR, 'secrets'), { recursive: true });
+  writeFileSync(join(DIR, 'secrets', 'keeta-app-secret'), `${SIM_DEFAULTS.keeta.appSecret}\n`);
+  writeFileSync(join(DIR, 'secrets', 'keysecure-api-key'), `${SIM_DEFAULTS.keysecure.apiKey}\n`);
+  writeFileSync(join(DIR, 'secrets', 'keysecure-api-secret'), `${SIM_DEFAULTS.keysecure.apiSecret}\n`);
   writeFileSync(
     configFile,
     `# Written by npm run demo: the gateway in front of the local simulators.
@@ -81,7 +87,7 @@ upstreams:
     type: keeta
     baseUrl: ${keeta.baseUrl}
     appId: ${SIM_DEFAULTS.keeta.appId}
-    appSecret: \${DEMO_KEETA_APP_SECRET}
+    appSecretFile: ./secrets/keeta-app-secret
     tokenErrorCodes: [115000105]
     oauth:
       authorizeUrl: ${keeta.authorizeUrl}
@@ -98,8 +104,8 @@ upstreams:
   keysecure-hk:
     type: keysecure
     baseUrl: ${keysecure.baseUrl}
-    apiKey: \${DEMO_KEYSECURE_API_KEY}
-    apiSecret: \${DEMO_KEYSECURE_API_SECRET}
+    apiKeyFile: ./secrets/keysecure-api-key
+    apiSecretFile: ./secrets/keysecure-api-secret
     timezone: UTC+8
     language: en_US
     callbacks:
@@ -113,13 +119,9 @@ upstreams:
           url: ${target.url}/keysecure/events
 `,
   );
-  const config = loadConfig(configFile, {
-    ...process.env,
-    DEMO_KEETA_APP_SECRET: SIM_DEFAULTS.keeta.appSecret,
-    DEMO_KEYSECURE_API_KEY: SIM_DEFAULTS.keysecure.apiKey,
-    DEMO_KEYSECURE_API_SECRET: SIM_DEFAULTS.keysecure.apiSecret,
-  });
-  const log = createLogger({ level: process.env.LOG_LEVEL ?? 'warn' });
+  const config = loadConfig(configFile, process.env);
+  // One access-log line per request, as in production (LOG_LEVEL=warn quietens it).
+  const log = createLogger({ level: process.env.LOG_LEVEL || 'info' });
   const app = buildApp({ config, logger: log });
   await app.start();
   const listening = await listenApp(app, config.listen);
@@ -176,6 +178,9 @@ Try these (each answers "code":0):
 
   # KeySecure: GET with path and query passed through
   curl -s '${p}/keysecure-hk/open-api/v1/card/${cardNo}/detail'
+
+  # Debug a Keeta signature: the exact string hashed (secret shown as <appSecret>) and the sig
+  npx countersign sign --config ${configFile} --upstream keeta --path /order/get --merchant ${MERCHANT} --body '{"orderViewId": 1, "shopId": ${SHOPS[0]}}'
 
 Connect a merchant yourself (the answer's "url" is Keeta's authorize page; open it in a browser,
 pick "${store.brandName}" and press Authorize: the browser lands on the gateway's "Connected" page):
