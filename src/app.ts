@@ -11,6 +11,8 @@ import { createKeetaTokenSource } from './keeta/token-source.js';
 import { createKeySecureHandler } from './keysecure/handler.js';
 import { createKeySecureTokenSource } from './keysecure/token-source.js';
 import { UpstreamClock } from './keysecure/upstream-clock.js';
+import { buildRateLimits, type RateLimitState } from './limits/rate-limits.js';
+import { rateLimitStateFromConfig } from './limits/state-from-config.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createForwarder, type Forwarder } from './proxy/forwarder.js';
@@ -34,6 +36,8 @@ export interface AppDeps {
   schedulerIntervalMs?: number;
   /** How often to retry opening an unreachable store at start. */
   storeRetryMs?: number;
+  /** Rate-limit budgets and cooldowns; defaults to Redis-shared ones with a redis store, else per process. */
+  rateLimitState?: RateLimitState;
 }
 
 export interface UpstreamRuntime extends AdminUpstream {
@@ -113,6 +117,10 @@ export function buildApp(deps: AppDeps): App {
     for (const u of upstreams.values()) yield* u.tokens.snapshots();
   });
 
+  // Built once per process; the per-upstream rules can be rebuilt from a new config against it.
+  const rateLimitState = deps.rateLimitState ?? rateLimitStateFromConfig(config, { clock, log, metrics });
+  const rateLimits = buildRateLimits(config.upstreams, { state: rateLimitState, metrics, clock, log });
+
   const proxy = new KoaApp();
   proxy.silent = true;
   proxy.use(
@@ -123,6 +131,7 @@ export function buildApp(deps: AppDeps): App {
       log,
       callers: createCallerAuthenticator(config.callers),
       maxBodyBytes: config.limits.maxBodyBytes,
+      rateLimits,
     }),
   );
 
@@ -226,6 +235,7 @@ export function buildApp(deps: AppDeps): App {
       // connections close: a renewed pair must not die with the process.
       await Promise.all([...upstreams.values()].map((u) => u.tokens.close()));
       await forwarder.close();
+      await rateLimitState.close();
       await store.close();
     },
   };
