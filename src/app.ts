@@ -208,6 +208,7 @@ export function buildApp(deps: AppDeps): App {
     log,
     readiness,
     async start() {
+      await rateLimitState.open();
       try {
         await openOnce();
       } catch (err) {

@@ -11,6 +11,8 @@ export interface LimitKey extends GcraRule {
 export interface Limiter {
   /** `upstream` only names the caller for metrics and logs. */
   reserve(upstream: string, keys: readonly LimitKey[], maxWaitMs: number): GcraDecision | Promise<GcraDecision>;
+  /** Resolves once the limiter can decide as configured, or has given up for now; never rejects. */
+  open(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -30,6 +32,8 @@ export class LocalLimiter implements Limiter {
     if (decision.allowed) keys.forEach((k, i) => this.#tats.set(k.key, tats[i]!));
     return decision;
   }
+
+  async open(): Promise<void> {}
 
   async close(): Promise<void> {}
 }

@@ -30,6 +30,8 @@ export interface RateLimitState {
   readonly shared: boolean;
   /** The upstream's cooldown deadline (ms), one mutable holder per upstream name. */
   cooldownFor(upstream: string): { until: number };
+  /** Connect the limiter (bounded wait; never fails: an unreachable Redis means per-process limits). */
+  open(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -44,6 +46,7 @@ export function createRateLimitState(limiter: Limiter, opts: { keyPrefix?: strin
       if (!c) cooldowns.set(upstream, (c = { until: 0 }));
       return c;
     },
+    open: () => limiter.open(),
     close: () => limiter.close(),
   };
 }

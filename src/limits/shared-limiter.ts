@@ -109,6 +109,20 @@ export class SharedLimiter implements Limiter {
     return this.#fallback.reserve(upstream, keys, maxWaitMs);
   }
 
+  /** Waits (up to `timeoutMs`) for the first connection, so a starting replica shares from its first request. */
+  async open(timeoutMs = 2000): Promise<void> {
+    if (this.#client.status === 'ready') return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#client.off('ready', done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.#client.once('ready', done);
+    });
+  }
+
   #goLocal(reason: string): void {
     if (!this.#shared) return;
     this.#shared = false;

@@ -111,6 +111,9 @@ export async function startMetricsTarget(): Promise<MetricsTarget> {
   metrics.clockOffset.set({ upstream: 'keysecure-hk' }, 12);
   metrics.inflight.set({ upstream: 'keeta' }, 2);
   metrics.storeUp.set({ store: 'file' }, 1);
+  metrics.registerRateLimitRules('keeta', ['choicegroup-list'], true);
+  metrics.registerRateLimitRules('keysecure-hk', ['cooldown'], true);
+  metrics.rateLimitCooldowns.inc({ upstream: 'keysecure-hk' });
 
   // Ongoing traffic: keeta loses 25% to network errors, keysecure-hk is slow (3 s).
   const tick = setInterval(() => {
@@ -120,6 +123,12 @@ export async function startMetricsTarget(): Promise<MetricsTarget> {
     request('keeta', 'network_error', 0.02);
     request('keysecure-hk', 'success', 3, '0');
     metrics.tokenRefreshes.inc({ upstream: 'keysecure-hk', trigger: 'on_demand', result: 'failure' });
+    // keeta's menu list is over its budget: some requests wait, some are refused; one replica
+    // decides keysecure-hk's limits alone (Redis unreachable).
+    metrics.rateLimitWaits.inc({ upstream: 'keeta', rule: 'choicegroup-list' });
+    metrics.rateLimitWaitSeconds.observe({ upstream: 'keeta', rule: 'choicegroup-list' }, 0.4);
+    metrics.rateLimited.inc({ upstream: 'keeta', rule: 'choicegroup-list' });
+    metrics.rateLimitLocalDecisions.inc({ upstream: 'keysecure-hk' });
   }, 250);
   tick.unref();
 
@@ -148,6 +157,8 @@ export async function startMetricsTarget(): Promise<MetricsTarget> {
       { alertname: 'CountersignTokenRefreshFailing', upstream: 'keysecure-hk' },
       { alertname: 'CountersignErrorRatioHigh', upstream: 'keeta' },
       { alertname: 'CountersignLatencyHigh', upstream: 'keysecure-hk' },
+      { alertname: 'CountersignRateLimitRefusals', upstream: 'keeta' },
+      { alertname: 'CountersignRateLimitsNotShared', upstream: 'keysecure-hk' },
     ],
     stop: async () => {
       clearInterval(tick);
@@ -433,6 +444,23 @@ test('the alert rules fire on the right series in promtool unit tests', async (t
           ],
         },
         {
+          name: 'steady rate-limit refusals alert per rule; a few do not; per-replica limiting alerts',
+          interval: '1m',
+          input_series: [
+            // 5 refusals a minute under one rule, 1 every 5 minutes under another.
+            { series: `countersign_rate_limited_total{upstream="keeta",rule="choicegroup-list",${inst}}`, values: '0+5x40' },
+            { series: `countersign_rate_limited_total{upstream="keeta",rule="spustatus-batchupdate",${inst}}`, values: '0+0.2x40' },
+            { series: `countersign_rate_limit_local_decisions_total{upstream="keysecure-hk",${inst}}`, values: '0x10 0+30x30' },
+            { series: `countersign_rate_limit_local_decisions_total{upstream="keeta",${inst}}`, values: '0x40' },
+          ],
+          alert_rule_test: [
+            { eval_time: '8m', alertname: 'CountersignRateLimitRefusals', exp_alerts: [] },
+            { eval_time: '20m', alertname: 'CountersignRateLimitRefusals', exp_alerts: [alert({ severity: 'warning', upstream: 'keeta', rule: 'choicegroup-list' })] },
+            { eval_time: '12m', alertname: 'CountersignRateLimitsNotShared', exp_alerts: [] },
+            { eval_time: '20m', alertname: 'CountersignRateLimitsNotShared', exp_alerts: [alert({ severity: 'warning', upstream: 'keysecure-hk' })] },
+          ],
+        },
+        {
           name: 'a vanished replica and vanished metrics alert',
           interval: '1m',
           input_series: [
@@ -483,7 +511,7 @@ test('the dashboard is import-ready with datasource and upstream variables', asy
     for (const q of p.targets ?? []) t.regex(q.expr ?? '', /upstream=~"\$upstream"|process_|nodejs_|countersign_store_up/, `panel "${p.title}" honours $upstream`);
   }
   const rows = d.panels.filter((p) => p.type === 'row').map((p) => p.title);
-  t.deepEqual(rows, ['Traffic', 'Error classes', 'Latency', 'Retries and clock', 'Token health', 'Store & process']);
+  t.deepEqual(rows, ['Traffic', 'Error classes', 'Latency', 'Retries and clock', 'Token health', 'Store & process', 'Rate limits']);
 });
 
 test('metric names are extracted from PromQL without functions, keywords or labels', (t) => {
