@@ -55,6 +55,8 @@ export interface App {
   readonly store: TokenStore;
   readonly cache: TokenCache;
   readonly upstreams: ReadonlyMap<string, UpstreamRuntime>;
+  /** Rate-limit budgets and cooldowns: rebuild the rules with buildRateLimits(config.upstreams, {state: this, ...}). */
+  readonly rateLimitState: RateLimitState;
   readonly log: Logger;
   /** Open the store, warm the cache, subscribe to changes, start the schedulers. */
   start(): Promise<void>;
@@ -205,6 +207,7 @@ export function buildApp(deps: AppDeps): App {
     store,
     cache,
     upstreams,
+    rateLimitState,
     log,
     readiness,
     async start() {

@@ -63,6 +63,8 @@ export interface SharedLimiterOptions {
   onLocalDecision?(upstream: string): void;
   /** After a failed call, decide locally this long before asking Redis again. Default 1000. */
   retryAfterMs?: number;
+  /** Texts blanked out of logged error messages (the Redis password). */
+  secrets?: readonly string[];
 }
 
 /**
@@ -77,6 +79,7 @@ export class SharedLimiter implements Limiter {
   readonly #log: Logger;
   readonly #onLocal: (upstream: string) => void;
   readonly #retryAfterMs: number;
+  readonly #secrets: readonly string[];
   #skipUntil = 0;
   #shared = true;
 
@@ -87,6 +90,7 @@ export class SharedLimiter implements Limiter {
     this.#log = options.log;
     this.#onLocal = options.onLocalDecision ?? (() => {});
     this.#retryAfterMs = options.retryAfterMs ?? 1000;
+    this.#secrets = (options.secrets ?? []).filter((x) => x !== '');
   }
 
   async reserve(upstream: string, keys: readonly LimitKey[], maxWaitMs: number): Promise<GcraDecision> {
@@ -126,6 +130,7 @@ export class SharedLimiter implements Limiter {
   #goLocal(reason: string): void {
     if (!this.#shared) return;
     this.#shared = false;
+    for (const secret of this.#secrets) reason = reason.split(secret).join('[redacted]');
     this.#log.warn({ reason: reason.slice(0, 200) }, 'rate limits: Redis unreachable; each replica now limits on its own');
   }
 

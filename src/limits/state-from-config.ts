@@ -25,6 +25,15 @@ export function rateLimitStateFromConfig(config: Pick<ParsedConfig, 'store' | 'u
     clock: deps.clock,
     log: deps.log,
     onLocalDecision: (upstream) => deps.metrics.rateLimitLocalDecisions.inc({ upstream }),
+    secrets: [passwordOf(config.store.url)],
   });
   return createRateLimitState(limiter, { keyPrefix: config.store.keyPrefix, shared: true });
+}
+
+function passwordOf(url: string): string {
+  try {
+    return decodeURIComponent(new URL(url).password);
+  } catch {
+    return '';
+  }
 }

@@ -158,10 +158,12 @@ test('while Redis is down each replica limits on its own, logged and counted; sh
   const prefix = uniquePrefix('rate-fallback');
   const ks = await startKeySecureSim({ apiKeys: [{ apiKey: KS_API_KEY }] });
   t.teardown(() => ks.close());
+  // A password in the URL (this Redis needs none and ignores it) must never be logged.
+  const password = 'limiter-redis-password-7f3a';
   const gw = await startGateway(
     `store:
   type: redis
-  url: ${redis.url}
+  url: ${redis.url.replace('redis://', `redis://:${password}@`)}
   keyPrefix: "${prefix}"
 upstreams:
   ks:
@@ -203,6 +205,7 @@ upstreams:
   await sleep(600);
   t.is((await cards()).json.code, 0);
   t.is(await local(), localAfter, 'decided in Redis again');
+  t.false(gw.logText().includes(password));
 });
 
 test('KeySecure 1009: passed through unchanged and not retried, then the upstream is paced for the cooldown', async (t) => {

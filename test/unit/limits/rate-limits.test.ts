@@ -1,7 +1,7 @@
 import test from 'ava';
 import { Registry } from 'prom-client';
 import { ManualClock } from '../../../src/clock.js';
-import { parseConfig } from '../../../src/config/load.js';
+import { parseConfig, summarizeConfig } from '../../../src/config/load.js';
 import { isGatewayError, type GatewayError } from '../../../src/errors.js';
 import { LocalLimiter } from '../../../src/limits/local-limiter.js';
 import { buildRateLimits, createRateLimitState, type RateLimitState } from '../../../src/limits/rate-limits.js';
@@ -227,4 +227,11 @@ test('config errors: a rule named cooldown and duplicate names', (t) => {
   }
   t.true(problems.some((p) => /^upstreams\.keeta\.rateLimits\[0\]\.name: "cooldown" is the name of the pacing/.test(p)), problems.join('\n'));
   t.true(problems.some((p) => /^upstreams\.keeta\.rateLimits\[2\]\.name: duplicate rule name "x"/.test(p)), problems.join('\n'));
+});
+
+test('check-config prints each upstream\'s rate limits, the Keeta defaults and the cooldown included', (t) => {
+  const summary = summarizeConfig(parseConfig(`upstreams:\n${KEETA}${KEYSECURE}  off:\n    type: keeta\n    baseUrl: https://x.example\n    appId: 2\n    appSecret: s\n    rateLimits: []\n`, { env: ENV }));
+  t.regex(summary, /rate limits: spustatus-batchupdate 10\/s burst 1 maxWait 1s; .*choicegroup-list 50\/s burst 1 maxWait 1s/);
+  t.regex(summary, /rate limits: after 1009: 5\/s for 10s/);
+  t.regex(summary, /  off: keeta .*\n    rate limits: none/);
 });
