@@ -184,6 +184,21 @@ upstreams:
   const local = () => gw.metric('countersign_rate_limit_local_decisions_total', { upstream: 'ks' });
   t.is(await local(), 0, 'decided in Redis while it is up');
 
+  // The hot path: a path under no rule makes no Redis call; a limited one makes one per attempt.
+  const probe = new Redis(redis.url, { lazyConnect: true });
+  await probe.connect();
+  const scriptCalls = async () => {
+    const info = await probe.info('commandstats');
+    return [...info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  };
+  const before = await scriptCalls();
+  for (let i = 0; i < 10; i++) t.is((await postJson(`${gw.proxyUrl}/ks/open-api/v1/_echo`, {})).json.code, 0);
+  t.is(await scriptCalls(), before, 'no Redis call for a path without a limit');
+  await sleep(600);
+  t.is((await cards()).json.code, 0);
+  t.is(await scriptCalls(), before + 1, 'one script call for a limited request');
+  probe.disconnect();
+
   await redis.stop();
   await sleep(1100); // the budget used above has refilled
   ks.control.reset();
