@@ -94,7 +94,8 @@ test('two replicas share one budget: the rate reaching the upstream stays within
   // window (a busy machine) does not decide the result.
   const rate = slopePerSecond(arrivals);
   const endToEnd = ((N - 1) * 1000) / (arrivals.at(-1)! - arrivals[0]!);
-  t.log(`rate at the simulator: ${rate.toFixed(2)}/s fitted, ${endToEnd.toFixed(2)}/s first to last (configured 20/s, two replicas)`);
+  const local = (await gws[0]!.metric('countersign_rate_limit_local_decisions_total', { upstream: 'keeta' })) + (await gws[1]!.metric('countersign_rate_limit_local_decisions_total', { upstream: 'keeta' }));
+  t.log(`rate at the simulator: ${rate.toFixed(2)}/s fitted, ${endToEnd.toFixed(2)}/s first to last (configured 20/s, two replicas; ${local} local decisions)`);
   t.true(rate >= 18 && rate <= 22, `fitted rate ${rate.toFixed(2)}/s`);
   // Both replicas took part, and each counted waits under the rule.
   for (const gw of gws) t.true((await gw.metric('countersign_rate_limit_waits_total', { upstream: 'keeta', rule: 'orders' })) > 20);
