@@ -4,6 +4,7 @@
  * KeySecure's 1009.
  */
 import test from 'ava';
+import { Agent, request } from 'node:http';
 import { Redis } from 'ioredis';
 import { KEETA_SIM_CODES, startKeetaSim, startKeySecureSim } from '../../src/sim/index.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
@@ -13,6 +14,22 @@ import { KS_API_KEY, businessCodes, keySecureSetup } from '../helpers/keysecure-
 import { SHARED_REDIS_URL, cleanPrefix, startPrivateRedis, uniquePrefix } from '../helpers/redis-server.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** A lean JSON POST (node:http, keep-alive): on a busy machine fetch's own cost would set the pace. */
+const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+function post(url: string, body: unknown): Promise<{ status: number; json: any }> {
+  const data = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
 const SHOP = 466663;
 
 async function eventually(check: () => boolean | Promise<boolean>, what: string, ms = 15_000): Promise<void> {
@@ -60,24 +77,27 @@ ${rules}`,
   return { keeta, gws, prefix };
 }
 
-test('two replicas share one budget: the rate reaching the upstream stays within 10% of the configured 20/s', async (t) => {
+test('two replicas share one budget: the rate reaching the upstream stays within 10% of the configured 5/s', async (t) => {
   const { keeta, gws, prefix } = await twoKeetaReplicas(
     t,
     `      - name: orders
         paths: ["/order/get"]
-        perSecond: 20
+        perSecond: 5
         maxWait: 30s
 `,
   );
   keeta.control.reset();
-  // 120 callers at once, half on each replica: 6 s of budget. Every one waits for its slot
-  // (none is refused), so the shared budget, not the callers or the machine, sets the pace.
-  const N = 120;
+  // 40 callers at once, half on each replica: 8 s of budget. Every one waits for its slot
+  // (none is refused), so the shared budget, not the callers, sets the pace. (5/s rather than
+  // more: each request costs this one test process 7-10 ms of CPU, and on a machine loaded with
+  // other work the process must still keep up with the rate it measures; the arithmetic at
+  // higher rates is covered by the unit tests.)
+  const N = 40;
   const pending = Promise.all(
-    Array.from({ length: N }, (_, i) => postJson(`${gws[i % 2]!.proxyUrl}/keeta/order/get`, { orderViewId: 1000 + i, shopId: SHOP })),
+    Array.from({ length: N }, (_, i) => post(`${gws[i % 2]!.proxyUrl}/keeta/order/get`, { orderViewId: 1000 + i, shopId: SHOP })),
   );
   // While the queue drains: one budget, in Redis, under the store's prefix with a hash tag per upstream.
-  await sleep(1000);
+  await sleep(1500);
   const redis = new Redis(SHARED_REDIS_URL);
   t.teardown(() => redis.disconnect());
   t.deepEqual(await redis.keys(`${prefix}ratelimit:*`), [`${prefix}ratelimit:{keeta}:orders`]);
@@ -89,16 +109,16 @@ test('two replicas share one budget: the rate reaching the upstream stays within
     .map((r) => r.at)
     .sort((a, b) => a - b);
   t.is(arrivals.length, N);
-  // The measured window is first to last arrival at the simulator (about 6 s). The rate is the
+  // The measured window is first to last arrival at the simulator (about 8 s). The rate is the
   // least-squares slope of arrival count over time, so a late timer at either end of the
   // window (a busy machine) does not decide the result.
   const rate = slopePerSecond(arrivals);
   const endToEnd = ((N - 1) * 1000) / (arrivals.at(-1)! - arrivals[0]!);
   const local = (await gws[0]!.metric('countersign_rate_limit_local_decisions_total', { upstream: 'keeta' })) + (await gws[1]!.metric('countersign_rate_limit_local_decisions_total', { upstream: 'keeta' }));
-  t.log(`rate at the simulator: ${rate.toFixed(2)}/s fitted, ${endToEnd.toFixed(2)}/s first to last (configured 20/s, two replicas; ${local} local decisions)`);
-  t.true(rate >= 18 && rate <= 22, `fitted rate ${rate.toFixed(2)}/s`);
+  t.log(`rate at the simulator: ${rate.toFixed(2)}/s fitted, ${endToEnd.toFixed(2)}/s first to last (configured 5/s, two replicas; ${local} local decisions)`);
+  t.true(rate >= 4.5 && rate <= 5.5, `fitted rate ${rate.toFixed(2)}/s`);
   // Both replicas took part, and each counted waits under the rule.
-  for (const gw of gws) t.true((await gw.metric('countersign_rate_limit_waits_total', { upstream: 'keeta', rule: 'orders' })) > 20);
+  for (const gw of gws) t.true((await gw.metric('countersign_rate_limit_waits_total', { upstream: 'keeta', rule: 'orders' })) > 5);
   for (const gw of gws) t.is(await gw.metric('countersign_rate_limit_local_decisions_total', { upstream: 'keeta' }), 0);
 });
 
@@ -121,7 +141,7 @@ test('a caller over the bound gets 429 RATE_LIMITED with Retry-After, on either 
     t,
     `      - name: cancels
         paths: ["/order/cancel"]
-        perSecond: 1
+        perSecond: 0.5
         maxWait: 100ms
 `,
   );
@@ -132,13 +152,13 @@ test('a caller over the bound gets 429 RATE_LIMITED with Retry-After, on either 
   const refused = results.filter((r) => r.status === 429);
   const forwarded = results.filter((r) => r.status === 200);
   t.is(refused.length + forwarded.length, 20);
-  // 1/s with 100 ms of waiting: one request at once, the next a second later is beyond the
-  // bound. Only requests arriving a second apart can pass, so even on a slow machine very few do.
+  // One every 2 s with 100 ms of waiting: one request at once, the next 2 s later is beyond the
+  // bound. Only requests arriving 2 s apart can pass, so even on a slow machine very few do.
   t.true(forwarded.length >= 1 && forwarded.length <= 4, `${forwarded.length} forwarded`);
   t.is(keeta.control.counters().requests.filter((r) => r.path === '/api/open/order/cancel').length, forwarded.length);
   for (const r of refused) {
     t.is(r.json.error.code, 'RATE_LIMITED');
-    t.regex(r.json.error.message, /keeta allows 1\/s under rule "cancels"/);
+    t.regex(r.json.error.message, /keeta allows 0.5\/s under rule "cancels"/);
     t.regex(r.json.error.requestId, /^burst-\d+$/);
     t.regex(r.headers.get('retry-after') ?? '', /^[1-9]\d*$/);
     t.regex(r.headers.get('content-type') ?? '', /^application\/json/);
@@ -174,7 +194,7 @@ upstreams:
     rateLimits:
       - name: cards
         paths: ["/open-api/v1/card/list"]
-        perSecond: 2
+        perSecond: 0.5
         maxWait: 100ms
 `,
     { store: 'config' },
@@ -195,19 +215,19 @@ upstreams:
   const before = await scriptCalls();
   for (let i = 0; i < 10; i++) t.is((await postJson(`${gw.proxyUrl}/ks/open-api/v1/_echo`, {})).json.code, 0);
   t.is(await scriptCalls(), before, 'no Redis call for a path without a limit');
-  await sleep(600);
+  await sleep(2100);
   t.is((await cards()).json.code, 0);
   t.is(await scriptCalls(), before + 1, 'one script call for a limited request');
   probe.disconnect();
 
   await redis.stop();
-  await sleep(1100); // the budget used above has refilled
+  await sleep(2100); // the budget used above has refilled
   ks.control.reset();
   const burst = await Promise.all(Array.from({ length: 16 }, () => cards()));
   const passed = burst.filter((r) => r.json?.code === 0).length;
   const refused = burst.filter((r) => r.status === 429 && r.json?.error?.code === 'RATE_LIMITED').length;
   t.is(passed + refused, 16, 'served from the cached token, limited per process');
-  t.true(passed >= 1 && passed <= 4, `${passed} passed at 2/s with 100 ms of waiting`);
+  t.true(passed >= 1 && passed <= 4, `${passed} passed at one per 2 s with 100 ms of waiting`);
   t.is(businessCodes(ks).length, passed);
   t.true((await local()) >= 16);
   t.is(gw.logs.filter((l) => l.includes('Redis unreachable; each replica now limits on its own')).length, 1, 'logged once');
@@ -218,7 +238,7 @@ upstreams:
     return gw.logText().includes('rate limits are shared through Redis again');
   }, 'the limiter to use Redis again');
   const localAfter = await local();
-  await sleep(600);
+  await sleep(2100);
   t.is((await cards()).json.code, 0);
   t.is(await local(), localAfter, 'decided in Redis again');
   t.false(gw.logText().includes(password));
