@@ -51,7 +51,7 @@ for i = 1, #KEYS do
 end
 return {1, string.format('%.3f', wait), binding}
 `;
-const GCRA_SHA = createHash('sha1').update(GCRA_LUA).digest('hex');
+export const GCRA_SHA = createHash('sha1').update(GCRA_LUA).digest('hex');
 
 export interface SharedLimiterOptions {
   client: Redis;
