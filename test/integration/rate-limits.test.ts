@@ -274,7 +274,9 @@ test('KeySecure 1009: passed through unchanged and not retried, then the upstrea
   t.true(paced.every((r) => r.json.code === 0));
   t.true(span() >= 900, `6 paced requests spread over ${span()} ms (5 x 250 ms expected)`);
   t.is(await gw.metric('countersign_rate_limit_cooldowns_total', { upstream: 'keysecure-hk' }), 1);
-  t.true((await gw.metric('countersign_rate_limit_waits_total', { upstream: 'keysecure-hk', rule: 'cooldown' })) >= 4);
+  // Each of them went through the cooldown budget (on a busy machine some arrive late enough
+  // not to need a wait; the spacing above holds either way).
+  t.true((await gw.metric('countersign_rate_limit_wait_seconds_count', { upstream: 'keysecure-hk', rule: 'cooldown' })) >= 6);
 
   // After the cooldown: full speed again, nothing is held back.
   await sleep(Math.max(0, hitAt + 5200 - Date.now()));
