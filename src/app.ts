@@ -13,6 +13,8 @@ import { createKeySecureTokenSource } from './keysecure/token-source.js';
 import { UpstreamClock } from './keysecure/upstream-clock.js';
 import { buildIngress, ingressUpstreams } from './ingress/build-ingress.js';
 import type { IngressStore } from './ingress/state-store.js';
+import { buildRateLimits, type RateLimitState } from './limits/rate-limits.js';
+import { rateLimitStateFromConfig } from './limits/state-from-config.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createForwarder, type Forwarder } from './proxy/forwarder.js';
@@ -38,6 +40,8 @@ export interface AppDeps {
   storeRetryMs?: number;
   /** Shared ingress state (OAuth states, claimed codes, delivered message ids); defaults to the one the store config implies. */
   ingressStore?: IngressStore;
+  /** Rate-limit budgets and cooldowns; defaults to Redis-shared ones with a redis store, else per process. */
+  rateLimitState?: RateLimitState;
 }
 
 export interface UpstreamRuntime extends AdminUpstream {
@@ -58,6 +62,8 @@ export interface App {
   readonly store: TokenStore;
   readonly cache: TokenCache;
   readonly upstreams: ReadonlyMap<string, UpstreamRuntime>;
+  /** Rate-limit budgets and cooldowns: rebuild the rules with buildRateLimits(config.upstreams, {state: this, ...}). */
+  readonly rateLimitState: RateLimitState;
   readonly log: Logger;
   /** Open the store, warm the cache, subscribe to changes, start the schedulers. */
   start(): Promise<void>;
@@ -127,6 +133,10 @@ export function buildApp(deps: AppDeps): App {
     for (const u of upstreams.values()) yield* u.tokens.snapshots();
   });
 
+  // Built once per process; the per-upstream rules can be rebuilt from a new config against it.
+  const rateLimitState = deps.rateLimitState ?? rateLimitStateFromConfig(config, { clock, log, metrics });
+  const rateLimits = buildRateLimits(config.upstreams, { state: rateLimitState, metrics, clock, log });
+
   const proxy = new KoaApp();
   proxy.silent = true;
   proxy.use(
@@ -137,6 +147,7 @@ export function buildApp(deps: AppDeps): App {
       log,
       callers: createCallerAuthenticator(config.callers),
       maxBodyBytes: config.limits.maxBodyBytes,
+      rateLimits,
     }),
   );
 
@@ -225,9 +236,11 @@ export function buildApp(deps: AppDeps): App {
     store,
     cache,
     upstreams,
+    rateLimitState,
     log,
     readiness,
     async start() {
+      await rateLimitState.open();
       try {
         await openOnce();
       } catch (err) {
@@ -256,6 +269,7 @@ export function buildApp(deps: AppDeps): App {
       await Promise.all([...upstreams.values()].map((u) => u.tokens.close()));
       await forwarder.close();
       await ingress.close();
+      await rateLimitState.close();
       await store.close();
     },
   };

@@ -95,6 +95,11 @@ export function summarizeConfig(cfg: Config): string {
       );
       if (u.callbacks) lines.push(`    callbacks: verify ${u.callbacks.verify}, ${u.callbacks.deliver.length} delivery rule(s)`);
     }
+    const rules = u.rateLimits.map((r) => `${r.name} ${r.perSecond}/s burst ${r.burst} maxWait ${formatDuration(r.maxWait)}`);
+    if (u.type === 'keysecure' && u.onRateLimited.cooldown > 0) {
+      rules.push(`after 1009: ${u.onRateLimited.perSecond}/s for ${formatDuration(u.onRateLimited.cooldown)}`);
+    }
+    lines.push(`    rate limits: ${rules.length > 0 ? rules.join('; ') : 'none'}`);
   }
   return lines.join('\n');
 }

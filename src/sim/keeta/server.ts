@@ -72,6 +72,8 @@ export interface KeetaControl {
   setClockOffset(ms: number): void;
   setLatency(ms: number): void;
   failNext(count: number, options?: FailNextOptions): void;
+  /** The next business requests fail one each, in this order. */
+  failSequence(faults: readonly FailNextOptions[]): void;
   counters(): KeetaSimCounters;
   reset(): void;
   /** Simulated clock: current offset and time. */
@@ -158,6 +160,7 @@ function createControl(state: KeetaState, core: SimCore, event1Pushes: Event1Rep
     setClockOffset: (ms) => core.setClockOffset(ms),
     setLatency: (ms) => core.setLatency(ms),
     failNext: (count, options) => core.failNext(count, options),
+    failSequence: (faults) => core.failSequence(faults),
     counters: () => ({ ...state.counters, requests: core.requests(), event1Pushes: [...event1Pushes] }),
     reset: () => {
       state.resetCounters();
