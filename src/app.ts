@@ -21,6 +21,7 @@ import { monitorStore } from './tokens/monitored-store.js';
 import { TokenCache } from './tokens/token-cache.js';
 import { TokenService } from './tokens/token-service.js';
 import type { TokenRecord, TokenStore } from './tokens/types.js';
+import { warmUpHotPath } from './warm-up.js';
 
 export interface AppDeps {
   config: Config;
@@ -34,6 +35,10 @@ export interface AppDeps {
   schedulerIntervalMs?: number;
   /** How often to retry opening an unreachable store at start. */
   storeRetryMs?: number;
+  /** Requests sent through a throwaway copy of the pipeline at start, before readiness (warm-up.ts); 0 or absent: none. */
+  warmUpRequests?: number;
+  /** Upper bound on the warm-up's duration (default 2 s). */
+  warmUpMaxMs?: number;
 }
 
 export interface UpstreamRuntime extends AdminUpstream {
@@ -199,6 +204,13 @@ export function buildApp(deps: AppDeps): App {
     log,
     readiness,
     async start() {
+      if (deps.warmUpRequests) {
+        try {
+          log.info({ ...(await warmUpHotPath(buildApp, deps.warmUpRequests, deps.warmUpMaxMs)) }, 'hot path warmed');
+        } catch (err) {
+          log.warn({ err: (err as Error).message }, 'hot path warm-up failed; starting cold');
+        }
+      }
       try {
         await openOnce();
       } catch (err) {

@@ -7,7 +7,7 @@ import type { CallerAuthenticator } from '../edge/callers.js';
 import { readBody } from '../edge/read-body.js';
 import { leadingSegment, parseTargetPath } from '../edge/target-path.js';
 import { GatewayError, isGatewayError } from '../errors.js';
-import type { Logger } from '../logger.js';
+import { accessLogger, type Logger } from '../logger.js';
 import type { Metrics, RequestClass } from '../metrics.js';
 import type { Forwarder, UpstreamResponse } from './forwarder.js';
 import type { UpstreamHandler, Verdict } from './upstream.js';
@@ -32,6 +32,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
  */
 export function proxyHandler(deps: ProxyHandlerDeps): Middleware {
   const { handlers, forwarder, metrics, log, callers, maxBodyBytes } = deps;
+  const access = accessLogger(log);
 
   return async function proxy(ctx) {
     ctx.respond = false;
@@ -108,7 +109,7 @@ export function proxyHandler(deps: ProxyHandlerDeps): Middleware {
         metrics.requests.inc({ upstream: handler.name, class: cls });
         metrics.requestDuration.observe({ upstream: handler.name, class: cls }, seconds);
       }
-      log.info(
+      access.info(
         {
           requestId,
           upstream: handler?.name,
