@@ -9,9 +9,9 @@
  *   Countersign Keeta             parse, shop → merchant, token, sign, re-serialise, classify
  *   Countersign KeySecure         header injection, JSON check, classify
  *
- * Countersign runs as `countersign serve` would: one caller token checked, metrics on, the
+ * Countersign runs as `npm start` would (built first into dist/): one caller token checked, metrics on, the
  * access log at info written to its real destination (stdout, sent to BENCH_ACCESS_LOG or
- * /dev/null). BENCH_BASELINE=<dir of another checkout> adds that build's rows for A/B runs.
+ * /dev/null). BENCH_BASELINE=<dir> (or label=dir,label=dir) adds other checkouts' rows for A/B runs.
  *
  * Env: SECONDS (per run, 8), ROUNDS (3), CONNECTIONS (32), BENCH_PROFILE=<dir> (--cpu-prof).
  */
@@ -207,7 +207,11 @@ export async function main(): Promise<void> {
       { label: 'bare Node pass-through', url: `http://127.0.0.1:${barePort}/api/open/order/get`, pid: () => bare.pid!, script: plain },
     ];
     const builds: Array<[string, string]> = [['Countersign', ROOT]];
-    if (process.env.BENCH_BASELINE) builds.unshift(['baseline', resolve(process.env.BENCH_BASELINE)]);
+    // BENCH_BASELINE=dir or label=dir[,label=dir…]: other checkouts measured in the same run.
+    for (const entry of (process.env.BENCH_BASELINE ?? '').split(',').filter(Boolean).reverse()) {
+      const [label, dir] = entry.includes('=') ? entry.split('=') : ['baseline', entry];
+      builds.unshift([label!, resolve(dir!)]);
+    }
     for (const [name, root] of builds) {
       const gw = await startGateway(name, root, dir, upstream, start);
       targets.push({ label: `${name} Keeta (signed)`, url: `${gw.proxyUrl}/keeta/order/get`, pid: () => gw.pid, isGateway: true, script: authed });
@@ -294,9 +298,12 @@ upstreams:
   ks: { type: keysecure, baseUrl: ${upstream}, apiKey: bench-api-key-0123456789, timezone: UTC+8 }
 `,
   );
+  // The production build (`npm run build` → dist/), not tsx: what `npm start` runs.
+  const build = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: root, encoding: 'utf8' });
+  if (build.status !== 0) throw new Error(`${name}: build failed\n${build.stdout}${build.stderr}`);
   const out = openSync(process.env.BENCH_ACCESS_LOG ?? '/dev/null', 'a');
   const profile = process.env.BENCH_PROFILE ? [`--cpu-prof`, `--cpu-prof-dir=${resolve(process.env.BENCH_PROFILE)}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
-  const p = start(0, process.execPath, [...profile, '--import', 'tsx', join(root, 'src/cli.ts'), 'serve', '--config', config], { cwd: root, stdout: out });
+  const p = start(0, process.execPath, [...profile, join(root, 'dist/cli.js'), 'serve', '--config', config], { cwd: root, stdout: out });
   const admin = `http://127.0.0.1:${adminPort}`;
   await waitFor(`${admin}/readyz`);
   const res = await fetch(`${admin}/admin/upstreams/keeta/merchants/brand/token`, {

@@ -3,7 +3,9 @@
  * `BENCH_PROFILE=dir npm run bench`) and counts each sample once, under the nearest owner on its
  * stack (walking from the running function towards the root). Idle samples are left out.
  *
- *   npx tsx bench/profile-breakdown.ts file.cpuprofile [--top 15]
+ *   npx tsx bench/profile-breakdown.ts file.cpuprofile [--top 15] [--skip-ms 8000]
+ *
+ * --skip-ms leaves out the process's first milliseconds (start-up, module loading, warm-up).
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +24,8 @@ interface ProfileNode {
 export interface CpuProfile {
   nodes: ProfileNode[];
   samples: number[];
+  /** Microseconds since the previous sample. */
+  timeDeltas: number[];
 }
 
 /** Owners, most specific first within one frame; a frame that matches none is not an owner. */
@@ -36,10 +40,16 @@ const OWNERS: Array<[string, (f: CallFrame) => boolean]> = [
   ['body read', (f) => /src\/edge\/read-body\.ts/.test(f.url)],
   ['own pipeline (ids, path, callers, headers, handlers, tokens)', (f) => /\/src\/(proxy|edge|keeta|keysecure|tokens|app)\b/.test(f.url)],
   ['HTTP parsing (incoming)', (f) => /node:_http_common|node:_http_incoming/.test(f.url) || f.functionName === 'parserOnHeadersComplete'],
-  ['HTTP response / sockets (node:http, net)', (f) => /node:_http_server|node:_http_outgoing|node:net|node:internal\/stream_base_commons|node:internal\/net/.test(f.url) || ['writev', 'writeUtf8String', 'writeBuffer', 'writeLatin1String'].includes(f.functionName)],
+  ['HTTP response (node:http server, its socket writes)', (f) => /node:_http_server|node:_http_outgoing/.test(f.url)],
 ];
+/**
+ * Socket code is not an owner: a write belongs to whoever wrote (undici's request, the server's
+ * response, the log). Only samples with no owner above their socket frames count here.
+ */
+const SOCKETS = 'socket I/O with no owner above (net, streams)';
+const isSocketFrame = (f: CallFrame) => /node:net|node:internal\/stream_base_commons|node:internal\/net|node:internal\/streams\//.test(f.url);
 
-export function breakdown(profile: CpuProfile): { total: number; shares: Array<[string, number]>; top: Array<[string, number]> } {
+export function breakdown(profile: CpuProfile, skipMs = 0): { total: number; shares: Array<[string, number]>; top: Array<[string, number]> } {
   const byId = new Map<number, ProfileNode>();
   const parent = new Map<number, number>();
   for (const n of profile.nodes) {
@@ -50,7 +60,8 @@ export function breakdown(profile: CpuProfile): { total: number; shares: Array<[
   const owner = (id: number): string => {
     const cached = ownerOf.get(id);
     if (cached) return cached;
-    let found = 'other (Node internals, native, timers, promises)';
+    let found: string | undefined;
+    let socket = false;
     for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
       const f = byId.get(cur)!.callFrame;
       const hit = OWNERS.find(([, match]) => match(f));
@@ -58,14 +69,20 @@ export function breakdown(profile: CpuProfile): { total: number; shares: Array<[
         found = hit[0];
         break;
       }
+      socket ||= isSocketFrame(f);
     }
+    found ??= socket ? SOCKETS : 'other (Node internals, native, timers, promises)';
     ownerOf.set(id, found);
     return found;
   };
   const counts = new Map<string, number>();
   const self = new Map<string, number>();
   let total = 0;
-  for (const id of profile.samples) {
+  let at = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    at += profile.timeDeltas[i] ?? 0;
+    if (at < skipMs * 1000) continue;
+    const id = profile.samples[i]!;
     const f = byId.get(id)!.callFrame;
     if (f.functionName === '(idle)') continue;
     total++;
@@ -85,8 +102,9 @@ export function breakdown(profile: CpuProfile): { total: number; shares: Array<[
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const file = process.argv[2];
   if (!file) throw new Error('usage: bench/profile-breakdown.ts file.cpuprofile [--top N]');
-  const topN = Number(process.argv[process.argv.indexOf('--top') + 1] ?? 0) || 15;
-  const r = breakdown(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile);
+  const option = (name: string, fallback: number) => (process.argv.includes(name) ? Number(process.argv[process.argv.indexOf(name) + 1]) : fallback);
+  const topN = option('--top', 15);
+  const r = breakdown(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile, option('--skip-ms', 0));
   console.log(`${r.total} samples (idle left out)\n\n| where the core goes | % |\n|---|---|`);
   for (const [k, v] of r.shares) console.log(`| ${k} | ${v} |`);
   console.log(`\nhottest functions (self time):`);

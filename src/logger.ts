@@ -1,4 +1,5 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
+import { batchedDestination } from './log-destination.js';
 
 export type { Logger };
 
@@ -32,10 +33,10 @@ export const REDACT_PATHS = [
 ];
 
 /**
- * Without a destination the log goes to stdout through an asynchronous buffered writer: lines
- * logged while a write is under way are written together, so the access log never blocks a
- * request on a syscall. `flushLogger` (called at shutdown) and pino's own exit hook write out
- * whatever is still buffered.
+ * Without a destination the log goes to stdout through an asynchronous buffered writer
+ * (log-destination.ts): the lines of one event-loop turn go out in one write, and the access
+ * log never blocks a request on a syscall. `flushLogger` (called at shutdown) and an exit hook
+ * write out whatever is still buffered.
  */
 export function createLogger(opts: { level?: string; destination?: DestinationStream } = {}): Logger {
   return pino(
@@ -46,7 +47,7 @@ export function createLogger(opts: { level?: string; destination?: DestinationSt
       timestamp: isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    opts.destination ?? pino.destination({ dest: 1, sync: false }),
+    opts.destination ?? batchedDestination(1),
   );
 }
 
