@@ -54,7 +54,8 @@ function unforwardable(drop: ReadonlySet<string>): ReadonlySet<string> {
  * The caller's headers that may go upstream: not hop-by-hop, not `Authorization` (the caller's
  * credential for us), not `X-Countersign-*` (instructions for us), not any header in `drop`
  * (the upstream auth headers the proxy sets itself; lower-case names), not cookies, and not
- * Accept-Encoding.
+ * Accept-Encoding. Names are compared with `_` read as `-`: some servers (and CGI-style
+ * frameworks) treat `Api_Key` as `Api-Key`, so no spelling of a header the proxy owns passes.
  */
 export function forwardableRequestHeaders(headers: IncomingHttpHeaders, drop: ReadonlySet<string>): Record<string, string | string[]> {
   const listed = connectionListed(headers);
@@ -62,7 +63,10 @@ export function forwardableRequestHeaders(headers: IncomingHttpHeaders, drop: Re
   const out: Record<string, string | string[]> = {};
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || never.has(name) || listed?.has(name) || name.startsWith('x-countersign-')) continue;
+    if (value === undefined) continue;
+    // `Api_Key` is `api-key` to servers that fold underscores: judged by its dashed spelling.
+    const canonical = name.includes('_') ? name.replaceAll('_', '-') : name;
+    if (never.has(canonical) || listed?.has(name) || listed?.has(canonical) || canonical.startsWith('x-countersign-')) continue;
     out[name] = value;
   }
   return out;
