@@ -31,14 +31,14 @@ export interface CpuProfile {
 /** Owners, most specific first within one frame; a frame that matches none is not an owner. */
 const OWNERS: Array<[string, (f: CallFrame) => boolean]> = [
   ['GC', (f) => f.functionName === '(garbage collector)'],
-  ['pino (access log)', (f) => /node_modules\/(pino|sonic-boom|fast-redact|@pinojs|pino-std-serializers|quick-format-unescaped|thread-stream|on-exit-leak-free|atomic-sleep|safe-stable-stringify)\/|src\/logger\.ts/.test(f.url)],
-  ['prom-client (metrics)', (f) => /node_modules\/(prom-client|tdigest|bintrees)\/|src\/metrics\.ts/.test(f.url)],
+  ['pino (access log)', (f) => /node_modules\/(pino|sonic-boom|fast-redact|@pinojs|pino-std-serializers|quick-format-unescaped|thread-stream|on-exit-leak-free|atomic-sleep|safe-stable-stringify)\/|(?:src|dist)\/(?:logger|log-destination)\.[jt]s/.test(f.url)],
+  ['prom-client (metrics)', (f) => /node_modules\/(prom-client|tdigest|bintrees)\/|(?:src|dist)\/metrics\.[jt]s/.test(f.url)],
   ['Koa', (f) => /node_modules\/(koa|koa-compose|@koa\/[^/]+|delegates|only|statuses|on-finished|ee-first|http-errors|depd|accepts|content-type|type-is|vary|cookies|encodeurl|escape-html|destroy|fresh|content-disposition|mime-types|negotiator|http-assert)\//.test(f.url)],
-  ['forwarding (undici)', (f) => /node_modules\/undici\/|src\/proxy\/forwarder\.ts/.test(f.url)],
-  ['JSON parse / sign / serialise', (f) => /src\/keeta\/(json-text|signer)\.ts|node:internal\/crypto\//.test(f.url)],
-  ['answer classification', (f) => /src\/proxy\/classify\.ts/.test(f.url)],
-  ['body read', (f) => /src\/edge\/read-body\.ts/.test(f.url)],
-  ['own pipeline (ids, path, callers, headers, handlers, tokens)', (f) => /\/src\/(proxy|edge|keeta|keysecure|tokens|app)\b/.test(f.url)],
+  ['forwarding (undici)', (f) => /node_modules\/undici\/|(?:src|dist)\/proxy\/(?:forwarder|deadlines)\.[jt]s/.test(f.url)],
+  ['JSON parse / sign / serialise', (f) => /(?:src|dist)\/keeta\/(json-text|signer)\.[jt]s|node:internal\/crypto\//.test(f.url)],
+  ['answer classification', (f) => /(?:src|dist)\/proxy\/classify\.[jt]s/.test(f.url)],
+  ['body read', (f) => /(?:src|dist)\/edge\/read-body\.[jt]s/.test(f.url)],
+  ['own pipeline (ids, path, callers, headers, handlers, tokens)', (f) => /\/(?:src|dist)\/(proxy|edge|keeta|keysecure|tokens|app)\b/.test(f.url)],
   ['HTTP parsing (incoming)', (f) => /node:_http_common|node:_http_incoming/.test(f.url) || f.functionName === 'parserOnHeadersComplete'],
   ['HTTP response (node:http server, its socket writes)', (f) => /node:_http_server|node:_http_outgoing/.test(f.url)],
 ];
@@ -88,7 +88,7 @@ export function breakdown(profile: CpuProfile, skipMs = 0): { total: number; sha
     total++;
     const o = owner(id);
     counts.set(o, (counts.get(o) ?? 0) + 1);
-    const name = `${f.functionName || '(anonymous)'} ${f.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*?\/src\//, 'src/')}:${f.lineNumber + 1}`;
+    const name = `${f.functionName || '(anonymous)'} ${f.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*?\/(src|dist)\//, '$1/')}:${f.lineNumber + 1}`;
     self.set(name, (self.get(name) ?? 0) + 1);
   }
   const pct = (n: number) => Math.round((1000 * n) / total) / 10;
