@@ -37,7 +37,7 @@ export interface AppDeps {
   storeRetryMs?: number;
   /** Requests sent through a throwaway copy of the pipeline at start, before readiness (warm-up.ts); 0 or absent: none. */
   warmUpRequests?: number;
-  /** Upper bound on the warm-up's duration (default 1 s). */
+  /** Upper bound on the warm-up's duration (default 0.5 s). */
   warmUpMaxMs?: number;
 }
 

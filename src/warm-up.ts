@@ -28,7 +28,7 @@ export interface WarmUpResult {
 const SHOP_ID = '466663';
 
 /** Sends `requests` requests, or fewer when `maxMs` runs out first (a loaded machine must still start promptly). */
-export async function warmUpHotPath(build: (deps: AppDeps) => App, requests: number, maxMs = 1000): Promise<WarmUpResult> {
+export async function warmUpHotPath(build: (deps: AppDeps) => App, requests: number, maxMs = 500): Promise<WarmUpResult> {
   const started = performance.now();
   const stub = await listen(
     createServer((req, res) => {

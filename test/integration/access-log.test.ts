@@ -84,7 +84,7 @@ upstreams:
   for (let i = 0; i < 1500 && !stdout.includes('countersign listening'); i++) await new Promise((r) => setTimeout(r, 20));
   const proxyUrl = JSON.parse(stdout.split('\n').find((l) => l.includes('countersign listening'))!).proxy as string;
 
-  const N = 400;
+  const N = 200;
   let next = 0;
   const statuses: number[] = [];
   await Promise.all(
