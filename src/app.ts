@@ -25,6 +25,7 @@ import { monitorStore } from './tokens/monitored-store.js';
 import { TokenCache } from './tokens/token-cache.js';
 import { TokenService } from './tokens/token-service.js';
 import type { TokenRecord, TokenStore } from './tokens/types.js';
+import { warmUpHotPath } from './warm-up.js';
 
 export interface AppDeps {
   config: Config;
@@ -42,6 +43,10 @@ export interface AppDeps {
   ingressStore?: IngressStore;
   /** Rate-limit budgets and cooldowns; defaults to Redis-shared ones with a redis store, else per process. */
   rateLimitState?: RateLimitState;
+  /** Requests sent through a throwaway copy of the pipeline at start, before readiness (warm-up.ts); 0 or absent: none. */
+  warmUpRequests?: number;
+  /** Upper bound on the warm-up's duration (default 0.5 s). */
+  warmUpMaxMs?: number;
 }
 
 export interface UpstreamRuntime extends AdminUpstream {
@@ -241,6 +246,13 @@ export function buildApp(deps: AppDeps): App {
     readiness,
     async start() {
       await rateLimitState.open();
+      if (deps.warmUpRequests) {
+        try {
+          log.info({ ...(await warmUpHotPath(buildApp, deps.warmUpRequests, deps.warmUpMaxMs)) }, 'hot path warmed');
+        } catch (err) {
+          log.warn({ err: (err as Error).message }, 'hot path warm-up failed; starting cold');
+        }
+      }
       try {
         await openOnce();
       } catch (err) {

@@ -8,7 +8,7 @@ import { readBody } from '../edge/read-body.js';
 import { leadingSegment, parseTargetPath } from '../edge/target-path.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { UpstreamRateLimits } from '../limits/rate-limits.js';
-import type { Logger } from '../logger.js';
+import { accessLogger, type Logger } from '../logger.js';
 import type { Metrics, RequestClass, RetryReason } from '../metrics.js';
 import type { Forwarder, UpstreamResponse } from './forwarder.js';
 import type { UpstreamHandler, Verdict } from './upstream.js';
@@ -38,6 +38,7 @@ const RETRY_BIT: Record<RetryReason, number> = { token: 1, clock_skew: 2 };
 export function proxyHandler(deps: ProxyHandlerDeps): Middleware {
   const { handlers, forwarder, metrics, log, callers, maxBodyBytes } = deps;
   const rateLimits = deps.rateLimits ?? new Map<string, UpstreamRateLimits>();
+  const access = accessLogger(log);
 
   return async function proxy(ctx) {
     ctx.respond = false;
@@ -120,7 +121,7 @@ export function proxyHandler(deps: ProxyHandlerDeps): Middleware {
         metrics.requests.inc({ upstream: handler.name, class: cls });
         metrics.requestDuration.observe({ upstream: handler.name, class: cls }, seconds);
       }
-      log.info(
+      access.info(
         {
           requestId,
           upstream: handler?.name,
