@@ -21,6 +21,8 @@ import { monitorStore } from './tokens/monitored-store.js';
 import { TokenCache } from './tokens/token-cache.js';
 import { TokenService } from './tokens/token-service.js';
 import type { TokenRecord, TokenStore } from './tokens/types.js';
+import type { KeetaUpstreamConfig, KeySecureUpstreamConfig } from './config/schema.js';
+import { LiveConfig } from './reload/live-config.js';
 
 export interface AppDeps {
   config: Config;
@@ -36,8 +38,8 @@ export interface AppDeps {
   storeRetryMs?: number;
 }
 
+/** What lives as long as the process for one upstream: its tokens survive every reload. */
 export interface UpstreamRuntime extends AdminUpstream {
-  handler: UpstreamHandler;
   upstreamClock?: UpstreamClock;
 }
 
@@ -51,6 +53,8 @@ export interface App {
   readonly store: TokenStore;
   readonly cache: TokenCache;
   readonly upstreams: ReadonlyMap<string, UpstreamRuntime>;
+  /** The config in force and everything built from it; `live.apply()` is how a reload lands. */
+  readonly live: LiveConfig;
   readonly log: Logger;
   /** Open the store, warm the cache, subscribe to changes, start the schedulers. */
   start(): Promise<void>;
@@ -73,6 +77,9 @@ export function buildApp(deps: AppDeps): App {
   const metrics = createMetrics({ registry, upstreams: upstreamNames, now: () => clock.now() });
   const forwarder = deps.forwarder ?? createForwarder();
   const cache = new TokenCache();
+  const live = new LiveConfig(config);
+  metrics.configLastReloadSuccessful.set(1);
+  metrics.configLastReloadSuccess.set(clock.now() / 1000);
 
   let storeUp = false;
   let opened = false;
@@ -87,28 +94,41 @@ export function buildApp(deps: AppDeps): App {
   metrics.storeUp.set({ store: baseStore.kind }, 0);
   const store = monitorStore(baseStore, setStoreUp);
 
+  // Token services (and the KeySecure clock) are built once and kept across reloads; their
+  // token sources read the upstream's config in force at each call. Handlers are rebuilt per
+  // config: a request keeps the handler, and so the config, it started with.
   const upstreams = new Map<string, UpstreamRuntime>();
   for (const [name, cfg] of Object.entries(config.upstreams)) {
     const common = { upstream: name, store, cache, clock, metrics, log, refreshBeforeMs: cfg.refreshBefore };
     if (cfg.type === 'keeta') {
-      const tokens = new TokenService({ ...common, source: createKeetaTokenSource(name, cfg, forwarder, clock), spacingMs: cfg.refreshSpacing });
-      upstreams.set(name, { name, type: 'keeta', tokens, handler: createKeetaHandler({ name, cfg, tokens, cache, clock }) });
+      const current = () => live.current.upstreams[name] as KeetaUpstreamConfig;
+      const tokens = new TokenService({ ...common, source: createKeetaTokenSource(name, current, forwarder, clock), spacingMs: cfg.refreshSpacing });
+      upstreams.set(name, { name, type: 'keeta', tokens });
     } else {
+      const current = () => live.current.upstreams[name] as KeySecureUpstreamConfig;
       const upstreamClock = new UpstreamClock(clock, cfg.timestampMargin, (s) => metrics.clockOffset.set({ upstream: name }, s));
+      live.onApplied(() => upstreamClock.setMargin(current().timestampMargin));
       const tokens = new TokenService({
         ...common,
-        source: createKeySecureTokenSource(name, cfg, forwarder, clock, upstreamClock),
+        source: createKeySecureTokenSource(name, current, forwarder, clock, upstreamClock),
         spacingMs: 0,
       });
-      upstreams.set(name, {
-        name,
-        type: 'keysecure',
-        tokens,
-        upstreamClock,
-        handler: createKeySecureHandler({ name, cfg, tokens, upstreamClock, log }),
-      });
+      upstreams.set(name, { name, type: 'keysecure', tokens, upstreamClock });
     }
   }
+  const buildHandler = (name: string, cfg: Config['upstreams'][string]): UpstreamHandler => {
+    const u = upstreams.get(name)!;
+    return cfg.type === 'keeta'
+      ? createKeetaHandler({ name, cfg, tokens: u.tokens, cache, clock })
+      : createKeySecureHandler({ name, cfg, tokens: u.tokens, upstreamClock: u.upstreamClock!, log });
+  };
+  /** The proxy's view of the config, read once per request. */
+  const proxyConfig = live.derive((cfg) => ({
+    handlers: new Map([...upstreams.keys()].map((n) => [n, buildHandler(n, cfg.upstreams[n]!)])),
+    callers: createCallerAuthenticator(cfg.callers),
+    maxBodyBytes: cfg.limits.maxBodyBytes,
+  }));
+  const adminToken = live.derive((cfg) => cfg.admin.token);
   metrics.setTokenSnapshots(function* () {
     for (const u of upstreams.values()) yield* u.tokens.snapshots();
   });
@@ -117,12 +137,10 @@ export function buildApp(deps: AppDeps): App {
   proxy.silent = true;
   proxy.use(
     proxyHandler({
-      handlers: new Map([...upstreams].map(([n, u]) => [n, u.handler])),
+      current: () => proxyConfig.current,
       forwarder,
       metrics,
       log,
-      callers: createCallerAuthenticator(config.callers),
-      maxBodyBytes: config.limits.maxBodyBytes,
     }),
   );
 
@@ -136,7 +154,7 @@ export function buildApp(deps: AppDeps): App {
     registry,
     tokenAdmin: new TokenAdmin(upstreams, store, cache, clock),
     readiness,
-    adminToken: config.admin.token,
+    adminToken: () => adminToken.current,
     log,
   });
 
@@ -196,6 +214,7 @@ export function buildApp(deps: AppDeps): App {
     store,
     cache,
     upstreams,
+    live,
     log,
     readiness,
     async start() {

@@ -6,6 +6,7 @@ import { ConfigError } from './errors.js';
 import { jsonSyntaxMessage, signCommand } from './sign-command.js';
 import { createLogger } from './logger.js';
 import { listenApp } from './server.js';
+import { startAutoReload } from './reload/auto-reload.js';
 
 const USAGE = `usage:
   countersign [serve] --config FILE            run the gateway (COUNTERSIGN_CONFIG may name the file)
@@ -100,8 +101,11 @@ async function serve(config: Config): Promise<number> {
   }
   const listening = await listenApp(app, config.listen);
   log.info({ proxy: listening.proxyUrl, admin: listening.adminUrl, upstreams: Object.keys(config.upstreams) }, 'countersign listening');
+  // SIGHUP, or a change to the config file or a secret file it names, reloads the config.
+  const autoReload = startAutoReload({ file: config.source, live: app.live, log, metrics: app.metrics });
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
+      autoReload.close();
       log.info({ signal }, 'shutting down: finishing in-flight requests');
       listening.shutdown().then(
         () => {

@@ -45,6 +45,9 @@ export const METRIC_NAMES = [
   'countersign_clock_offset_seconds',
   'countersign_inflight_requests',
   'countersign_store_up',
+  'countersign_config_reloads_total',
+  'countersign_config_last_reload_successful',
+  'countersign_config_last_reload_success_timestamp_seconds',
 ] as const;
 
 /** One token as the scrape-time gauges see it. */
@@ -165,6 +168,24 @@ export function createMetrics(options: MetricsOptions = {}) {
     registers,
   });
 
+  const configReloads = new Counter({
+    name: 'countersign_config_reloads_total',
+    help: 'Config reloads (SIGHUP or a changed config/secret file), by result.',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  const configLastReloadSuccessful = new Gauge({
+    name: 'countersign_config_last_reload_successful',
+    help: '1 when the last config load or reload succeeded, 0 when it was refused (the previous config stays in force).',
+    registers,
+  });
+  const configLastReloadSuccess = new Gauge({
+    name: 'countersign_config_last_reload_success_timestamp_seconds',
+    help: 'Unix time of the last successful config load or reload (set at start).',
+    registers,
+  });
+  for (const result of ['success', 'failure'] as const) configReloads.inc({ result }, 0);
+
   for (const upstream of options.upstreams ?? []) {
     inflight.set({ upstream }, 0);
     clockOffset.set({ upstream }, 0);
@@ -189,6 +210,9 @@ export function createMetrics(options: MetricsOptions = {}) {
     clockOffset,
     inflight,
     storeUp,
+    configReloads,
+    configLastReloadSuccessful,
+    configLastReloadSuccess,
     /** Late binding for the token gauges: the token managers are built after the metrics. */
     setTokenSnapshots(fn: () => Iterable<TokenSnapshot>) {
       tokenSnapshots = fn;

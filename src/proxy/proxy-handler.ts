@@ -12,13 +12,19 @@ import type { Metrics, RequestClass } from '../metrics.js';
 import type { Forwarder, UpstreamResponse } from './forwarder.js';
 import type { UpstreamHandler, Verdict } from './upstream.js';
 
-export interface ProxyHandlerDeps {
+/** What the proxy takes from the config in force; a request reads it once and keeps it to its end. */
+export interface ProxyConfig {
   handlers: ReadonlyMap<string, UpstreamHandler>;
+  callers: CallerAuthenticator;
+  maxBodyBytes: number;
+}
+
+export interface ProxyHandlerDeps {
+  /** The proxy config in force now (replaced as a whole on config reload). */
+  current: () => ProxyConfig;
   forwarder: Forwarder;
   metrics: Metrics;
   log: Logger;
-  callers: CallerAuthenticator;
-  maxBodyBytes: number;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
@@ -31,10 +37,11 @@ const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
  * upstream) one count.
  */
 export function proxyHandler(deps: ProxyHandlerDeps): Middleware {
-  const { handlers, forwarder, metrics, log, callers, maxBodyBytes } = deps;
+  const { forwarder, metrics, log } = deps;
 
   return async function proxy(ctx) {
     ctx.respond = false;
+    const { handlers, callers, maxBodyBytes } = deps.current();
     const started = performance.now();
     const incoming = ctx.req.headers['x-request-id'];
     const requestId = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();

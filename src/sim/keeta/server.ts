@@ -1,6 +1,6 @@
 /** The Keeta Open Platform simulator: startKeetaSim() and its control object. */
 import { SimCore, type FailNextOptions, type RecordedRequest } from '../control.js';
-import { asRecord, commonControlRoutes, optionalNumber, requireString } from '../control-routes.js';
+import { asRecord, commonControlRoutes, optionalNumber, requireString, requireStringArray } from '../control-routes.js';
 import { ControlError } from '../control.js';
 import { startSimServer, type ControlRoute } from '../server-base.js';
 import { answerKeeta, KEETA_BASE_PATH } from './handler.js';
@@ -53,6 +53,8 @@ export interface KeetaControl {
   expireAccessToken(merchantId: string): void;
   revokeTokens(merchantId: string): void;
   setTokenResponseShape(shape: TokenResponseShape): void;
+  /** Accept signatures made with any of these secrets (an app-secret rotation window); [new] ends it. */
+  setAppSecrets(secrets: string[]): void;
   merchant(merchantId: string): KeetaMerchantView | undefined;
 }
 
@@ -95,6 +97,12 @@ function createControl(state: KeetaState, core: SimCore): KeetaControl {
     revokeTokens: (merchantId) => state.tokens.revokeTokens(merchantId),
     setTokenResponseShape: (shape) => {
       state.settings.tokenResponseShape = checkShape(shape);
+    },
+    setAppSecrets: (secrets) => {
+      if (!Array.isArray(secrets) || secrets.length === 0 || !secrets.every((s) => typeof s === 'string' && s !== '')) {
+        throw new TypeError('setAppSecrets: a non-empty array of non-empty strings is required');
+      }
+      state.settings.appSecrets = [...secrets];
     },
     merchant: (merchantId) => state.tokens.view(merchantId, core.now()),
   };
@@ -154,6 +162,19 @@ function keetaControlRoutes(control: KeetaControl): ControlRoute[] {
     },
     {
       method: 'POST',
+      pattern: /^\/app-secrets$/,
+      handle: (_p, body) => {
+        const secrets = requireStringArray(asRecord(body), 'secrets');
+        try {
+          control.setAppSecrets(secrets);
+        } catch (err) {
+          throw new ControlError(400, (err as Error).message);
+        }
+        return { count: secrets.length };
+      },
+    },
+    {
+      method: 'POST',
       pattern: /^\/token-response-shape$/,
       handle: (_p, body) => {
         const shape = asRecord(body)['shape'];
@@ -181,6 +202,7 @@ export async function startKeetaSim(opts: KeetaSimOptions): Promise<KeetaSim> {
     {
       appId: opts.appId,
       appSecret: opts.appSecret,
+      appSecrets: [opts.appSecret],
       timestampWindowSec: positive('timestampWindowSec', opts.timestampWindowSec, 300),
       tokenResponseShape: checkShape(opts.tokenResponseShape ?? 'flat'),
     },

@@ -29,6 +29,8 @@ export interface SimOrder {
 export interface KeetaSimSettings {
   appId: string;
   appSecret: string;
+  /** Secrets a signature may be made with; [appSecret] unless a rotation window is open (setAppSecrets). */
+  appSecrets: string[];
   timestampWindowSec: number;
   tokenResponseShape: TokenResponseShape;
 }
