@@ -93,16 +93,18 @@ export async function main(argv: string[]): Promise<number> {
 async function serve(config: Config): Promise<number> {
   const log = createLogger();
   const app = buildApp({ config, logger: log });
+  // SIGHUP, or a change to the config file or a secret file it names, reloads the config.
+  // Installed first: SIGHUP's default action would end the process.
+  const autoReload = startAutoReload({ file: config.source, live: app.live, log, metrics: app.metrics });
   try {
     await app.start();
   } catch (err) {
+    autoReload.close();
     log.fatal({ err: (err as Error).message }, 'cannot start');
     return 1;
   }
   const listening = await listenApp(app, config.listen);
   log.info({ proxy: listening.proxyUrl, admin: listening.adminUrl, upstreams: Object.keys(config.upstreams) }, 'countersign listening');
-  // SIGHUP, or a change to the config file or a secret file it names, reloads the config.
-  const autoReload = startAutoReload({ file: config.source, live: app.live, log, metrics: app.metrics });
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       autoReload.close();

@@ -16,7 +16,7 @@ import { importPair, KEETA_APP_ID } from '../helpers/keeta-setup.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<number> {
+async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<number> {
   const started = Date.now();
   while (!(await cond())) {
     if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -80,7 +80,8 @@ async function spawnGateway(t: ExecutionContext, configFile: string): Promise<Ga
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown> & { msg: string });
-  await waitFor(`the gateway to listen:\n${out}`, () => parse().some((l) => l.msg === 'countersign listening'), 20_000);
+  // Generous: starting tsx takes long on a loaded machine.
+  await waitFor(`the gateway to listen:\n${out}`, () => parse().some((l) => l.msg === 'countersign listening'), 90_000);
   const listening = parse().find((l) => l.msg === 'countersign listening') as unknown as { proxy: string; admin: string };
   return {
     child,
@@ -149,6 +150,7 @@ ${opts.extra ?? ''}`;
 }
 
 test.serial('rotating a caller token and the Keeta appSecret by swapping mounted volumes under load: no failed request, new values in use within seconds, an invalid config refused', async (t) => {
+  t.timeout(240_000);
   const S1 = 'keeta-app-secret-one-4c1d';
   const S2 = 'keeta-app-secret-two-8e2f';
   const OLD = 'order-token-old-7a1b2c3d4e';
@@ -221,7 +223,8 @@ test.serial('rotating a caller token and the Keeta appSecret by swapping mounted
   t.is(sim.control.counters().tokenCalls, 0);
   t.is(await successes(), 4);
   t.log(`${load.results.ok} requests, 0 failed; reload visible after ${secretMs} ms (Secret swap), ${overlapMs} ms and ${removeMs} ms (ConfigMap swaps)`);
-  for (const ms of [secretMs, overlapMs, removeMs]) t.true(ms < 10_000, `reloaded within seconds (${ms} ms)`);
+  // A few hundred ms when the machine is quiet; the bound leaves room for a loaded one.
+  for (const ms of [secretMs, overlapMs, removeMs]) t.true(ms < 20_000, `reloaded within seconds (${ms} ms)`);
   const reloaded = gw.lines().filter((l) => l.msg === 'config reloaded');
   t.deepEqual(reloaded[0]?.changed, ['upstreams.keeta.appSecret']);
   t.deepEqual(reloaded[1]?.changed, ['callers']);
@@ -230,6 +233,7 @@ test.serial('rotating a caller token and the Keeta appSecret by swapping mounted
 });
 
 test.serial('SIGHUP reloads a change the file watch cannot see (an in-place edit behind a symlink to another folder)', async (t) => {
+  t.timeout(180_000);
   const sim = await startKeetaSim({ appId: KEETA_APP_ID, appSecret: 'sighup-app-secret-1234' });
   t.teardown(() => sim.close());
   const root = mkdtempSync(join(tmpdir(), 'cs-reload-hup-'));
@@ -259,6 +263,7 @@ test.serial('SIGHUP reloads a change the file watch cannot see (an in-place edit
 });
 
 test.serial('a change that needs a restart is logged once with its keys and not applied; the rest of the change applies', async (t) => {
+  t.timeout(180_000);
   const sim = await startKeetaSim({ appId: KEETA_APP_ID, appSecret: 'restart-app-secret-1234' });
   t.teardown(() => sim.close());
   const dir = mkdtempSync(join(tmpdir(), 'cs-reload-restart-'));
