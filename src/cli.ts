@@ -5,7 +5,7 @@ import { loadConfig, summarizeConfig, type Config } from './config/load.js';
 import { ConfigError } from './errors.js';
 import { jsonSyntaxMessage, signCommand } from './sign-command.js';
 import { createLogger } from './logger.js';
-import { listenApp } from './server.js';
+import { listenApp, ListenError } from './server.js';
 import { startAutoReload } from './reload/auto-reload.js';
 
 const USAGE = `usage:
@@ -96,14 +96,24 @@ async function serve(config: Config): Promise<number> {
   // SIGHUP, or a change to the config file or a secret file it names, reloads the config.
   // Installed first: SIGHUP's default action would end the process.
   const autoReload = startAutoReload({ file: config.source, live: app.live, log, metrics: app.metrics });
+  // Bind first: a port in use is one clear line and exit 1, before the store is touched.
+  let listening;
+  try {
+    listening = await listenApp(app, config.listen);
+  } catch (err) {
+    if (!(err instanceof ListenError)) throw err;
+    autoReload.close();
+    log.fatal({ address: err.address }, err.message);
+    return 1;
+  }
   try {
     await app.start();
   } catch (err) {
     autoReload.close();
     log.fatal({ err: (err as Error).message }, 'cannot start');
+    await listening.shutdown(0).catch(() => {});
     return 1;
   }
-  const listening = await listenApp(app, config.listen);
   log.info({ proxy: listening.proxyUrl, admin: listening.adminUrl, upstreams: Object.keys(config.upstreams) }, 'countersign listening');
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
