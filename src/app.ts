@@ -26,6 +26,8 @@ import { TokenCache } from './tokens/token-cache.js';
 import { TokenService } from './tokens/token-service.js';
 import type { TokenRecord, TokenStore } from './tokens/types.js';
 import { warmUpHotPath } from './warm-up.js';
+import type { KeetaUpstreamConfig, KeySecureUpstreamConfig } from './config/schema.js';
+import { LiveConfig } from './reload/live-config.js';
 
 export interface AppDeps {
   config: Config;
@@ -49,8 +51,8 @@ export interface AppDeps {
   warmUpMaxMs?: number;
 }
 
+/** What lives as long as the process for one upstream: its tokens survive every reload. */
 export interface UpstreamRuntime extends AdminUpstream {
-  handler: UpstreamHandler;
   upstreamClock?: UpstreamClock;
 }
 
@@ -69,6 +71,8 @@ export interface App {
   readonly upstreams: ReadonlyMap<string, UpstreamRuntime>;
   /** Rate-limit budgets and cooldowns: rebuild the rules with buildRateLimits(config.upstreams, {state: this, ...}). */
   readonly rateLimitState: RateLimitState;
+  /** The config in force and everything built from it; `live.apply()` is how a reload lands. */
+  readonly live: LiveConfig;
   readonly log: Logger;
   /** Open the store, warm the cache, subscribe to changes, start the schedulers. */
   start(): Promise<void>;
@@ -98,6 +102,9 @@ export function buildApp(deps: AppDeps): App {
   });
   const forwarder = deps.forwarder ?? createForwarder();
   const cache = new TokenCache();
+  const live = new LiveConfig(config);
+  metrics.configLastReloadSuccessful.set(1);
+  metrics.configLastReloadSuccess.set(clock.now() / 1000);
 
   let storeUp = false;
   let opened = false;
@@ -112,47 +119,58 @@ export function buildApp(deps: AppDeps): App {
   metrics.storeUp.set({ store: baseStore.kind }, 0);
   const store = monitorStore(baseStore, setStoreUp);
 
+  // Token services (and the KeySecure clock) are built once and kept across reloads; their
+  // token sources read the upstream's config in force at each call. Handlers are rebuilt per
+  // config: a request keeps the handler, and so the config, it started with.
   const upstreams = new Map<string, UpstreamRuntime>();
   for (const [name, cfg] of Object.entries(config.upstreams)) {
     const common = { upstream: name, store, cache, clock, metrics, log, refreshBeforeMs: cfg.refreshBefore };
     if (cfg.type === 'keeta') {
-      const tokens = new TokenService({ ...common, source: createKeetaTokenSource(name, cfg, forwarder, clock), spacingMs: cfg.refreshSpacing });
-      upstreams.set(name, { name, type: 'keeta', tokens, handler: createKeetaHandler({ name, cfg, tokens, cache, clock }) });
+      const current = () => live.current.upstreams[name] as KeetaUpstreamConfig;
+      const tokens = new TokenService({ ...common, source: createKeetaTokenSource(name, current, forwarder, clock), spacingMs: cfg.refreshSpacing });
+      upstreams.set(name, { name, type: 'keeta', tokens });
     } else {
+      const current = () => live.current.upstreams[name] as KeySecureUpstreamConfig;
       const upstreamClock = new UpstreamClock(clock, cfg.timestampMargin, (s) => metrics.clockOffset.set({ upstream: name }, s));
+      live.onApplied(() => upstreamClock.setMargin(current().timestampMargin));
       const tokens = new TokenService({
         ...common,
-        source: createKeySecureTokenSource(name, cfg, forwarder, clock, upstreamClock),
+        source: createKeySecureTokenSource(name, current, forwarder, clock, upstreamClock),
         spacingMs: 0,
       });
-      upstreams.set(name, {
-        name,
-        type: 'keysecure',
-        tokens,
-        upstreamClock,
-        handler: createKeySecureHandler({ name, cfg, tokens, upstreamClock, log }),
-      });
+      upstreams.set(name, { name, type: 'keysecure', tokens, upstreamClock });
     }
   }
+  const buildHandler = (name: string, cfg: Config['upstreams'][string]): UpstreamHandler => {
+    const u = upstreams.get(name)!;
+    return cfg.type === 'keeta'
+      ? createKeetaHandler({ name, cfg, tokens: u.tokens, cache, clock })
+      : createKeySecureHandler({ name, cfg, tokens: u.tokens, upstreamClock: u.upstreamClock!, log });
+  };
+  // Rate-limit budgets and cooldowns live as long as the process (shared through Redis with a
+  // redis store); the per-upstream rules are rebuilt against them from each config.
+  const rateLimitState = deps.rateLimitState ?? rateLimitStateFromConfig(config, { clock, log, metrics });
+  /** The proxy's view of the config, read once per request. */
+  const proxyConfig = live.derive((cfg) => ({
+    handlers: new Map([...upstreams.keys()].map((n) => [n, buildHandler(n, cfg.upstreams[n]!)])),
+    callers: createCallerAuthenticator(cfg.callers),
+    maxBodyBytes: cfg.limits.maxBodyBytes,
+    // Only the upstreams running since start: an upstream added by a reload waits for a restart.
+    rateLimits: buildRateLimits(Object.fromEntries([...upstreams.keys()].map((n) => [n, cfg.upstreams[n]!])), { state: rateLimitState, metrics, clock, log }),
+  }));
+  const adminToken = live.derive((cfg) => cfg.admin.token);
   metrics.setTokenSnapshots(function* () {
     for (const u of upstreams.values()) yield* u.tokens.snapshots();
   });
-
-  // Built once per process; the per-upstream rules can be rebuilt from a new config against it.
-  const rateLimitState = deps.rateLimitState ?? rateLimitStateFromConfig(config, { clock, log, metrics });
-  const rateLimits = buildRateLimits(config.upstreams, { state: rateLimitState, metrics, clock, log });
 
   const proxy = new KoaApp();
   proxy.silent = true;
   proxy.use(
     proxyHandler({
-      handlers: new Map([...upstreams].map(([n, u]) => [n, u.handler])),
+      current: () => proxyConfig.current,
       forwarder,
       metrics,
       log,
-      callers: createCallerAuthenticator(config.callers),
-      maxBodyBytes: config.limits.maxBodyBytes,
-      rateLimits,
     }),
   );
 
@@ -178,7 +196,7 @@ export function buildApp(deps: AppDeps): App {
     registry,
     tokenAdmin: new TokenAdmin(upstreams, store, cache, clock),
     readiness,
-    adminToken: config.admin.token,
+    adminToken: () => adminToken.current,
     log,
     createAuthorization: (u) => ingress.createAuthorization(u),
   });
@@ -242,6 +260,7 @@ export function buildApp(deps: AppDeps): App {
     cache,
     upstreams,
     rateLimitState,
+    live,
     log,
     readiness,
     async start() {

@@ -66,6 +66,9 @@ export const METRIC_NAMES = [
   'countersign_rate_limit_wait_seconds',
   'countersign_rate_limit_local_decisions_total',
   'countersign_rate_limit_cooldowns_total',
+  'countersign_config_reloads_total',
+  'countersign_config_last_reload_successful',
+  'countersign_config_last_reload_success_timestamp_seconds',
 ] as const;
 
 /** Results of one inbound push (SPEC.md "Ingress"). */
@@ -274,6 +277,23 @@ export function createMetrics(options: MetricsOptions = {}) {
     labelNames: ['upstream'] as const,
     registers,
   });
+  const configReloads = new Counter({
+    name: 'countersign_config_reloads_total',
+    help: 'Config reloads (SIGHUP or a changed config/secret file), by result.',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  const configLastReloadSuccessful = new Gauge({
+    name: 'countersign_config_last_reload_successful',
+    help: '1 when the last config load or reload succeeded, 0 when it was refused (the previous config stays in force).',
+    registers,
+  });
+  const configLastReloadSuccess = new Gauge({
+    name: 'countersign_config_last_reload_success_timestamp_seconds',
+    help: 'Unix time of the last successful config load or reload (set at start).',
+    registers,
+  });
+  for (const result of ['success', 'failure'] as const) configReloads.inc({ result }, 0);
 
   for (const { name: upstream, classes } of upstreams) {
     inflight.set({ upstream }, 0);
@@ -317,6 +337,9 @@ export function createMetrics(options: MetricsOptions = {}) {
       }
       if (localFallback) rateLimitLocalDecisions.inc({ upstream }, 0);
     },
+    configReloads,
+    configLastReloadSuccessful,
+    configLastReloadSuccess,
     /** Late binding for the token gauges: the token managers are built after the metrics. */
     setTokenSnapshots(fn: () => Iterable<TokenSnapshot>) {
       tokenSnapshots = fn;

@@ -198,12 +198,11 @@ export const configSchema = z
         ruleNames.add(r.name);
       });
     }
-    const seenNames = new Set<string>();
+    // One caller may have several entries (same name, different tokens): that is how a caller
+    // token is rotated without downtime, old and new accepted for a while.
     const seenTokens = new Set<string>();
     cfg.callers?.forEach((c, i) => {
-      if (seenNames.has(c.name)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['callers', i, 'name'], message: `duplicate caller name "${c.name}"` });
       if (seenTokens.has(c.token)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['callers', i, 'token'], message: 'the same token is given to two callers' });
-      seenNames.add(c.name);
       seenTokens.add(c.token);
       c.allow.forEach((rule, j) => {
         const up = rule.slice(0, rule.indexOf(':'));

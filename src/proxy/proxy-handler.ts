@@ -13,15 +13,21 @@ import type { Metrics, RequestClass, RetryReason } from '../metrics.js';
 import type { Forwarder, UpstreamResponse } from './forwarder.js';
 import type { UpstreamHandler, Verdict } from './upstream.js';
 
-export interface ProxyHandlerDeps {
+/** What the proxy takes from the config in force; a request reads it once and keeps it to its end. */
+export interface ProxyConfig {
   handlers: ReadonlyMap<string, UpstreamHandler>;
-  forwarder: Forwarder;
-  metrics: Metrics;
-  log: Logger;
   callers: CallerAuthenticator;
   maxBodyBytes: number;
   /** Upstreams with rate limits or a cooldown after "too frequent" (src/limits); others are absent. */
-  rateLimits?: ReadonlyMap<string, UpstreamRateLimits>;
+  rateLimits: ReadonlyMap<string, UpstreamRateLimits>;
+}
+
+export interface ProxyHandlerDeps {
+  /** The proxy config in force now (replaced as a whole on config reload). */
+  current: () => ProxyConfig;
+  forwarder: Forwarder;
+  metrics: Metrics;
+  log: Logger;
 }
 
 /** Each recoverable fault is retried once at most, so a request sees at most two retries. */
@@ -36,12 +42,12 @@ const RETRY_BIT: Record<RetryReason, number> = { token: 1, clock_skew: 2 };
  * class, one access-log line, and (for a known upstream) one count.
  */
 export function proxyHandler(deps: ProxyHandlerDeps): Middleware {
-  const { handlers, forwarder, metrics, log, callers, maxBodyBytes } = deps;
-  const rateLimits = deps.rateLimits ?? new Map<string, UpstreamRateLimits>();
+  const { forwarder, metrics, log } = deps;
   const access = accessLogger(log);
 
   return async function proxy(ctx) {
     ctx.respond = false;
+    const { handlers, callers, maxBodyBytes, rateLimits } = deps.current();
     const started = performance.now();
     const requestId = requestIdFrom(ctx.req.headers['x-request-id']);
     let handler: UpstreamHandler | undefined;

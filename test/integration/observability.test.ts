@@ -551,7 +551,7 @@ test('the dashboard is import-ready with datasource and upstream variables', asy
     t.true((p.description ?? '').length > 40, `panel "${p.title}" tells the operator what it means`);
     t.is(p.datasource?.uid, '${datasource}', `panel "${p.title}" uses the datasource variable`);
     t.true((p.targets ?? []).length > 0, `panel "${p.title}" has queries`);
-    for (const q of p.targets ?? []) t.regex(q.expr ?? '', /upstream=~"\$upstream"|process_|nodejs_|countersign_store_up/, `panel "${p.title}" honours $upstream`);
+    for (const q of p.targets ?? []) t.regex(q.expr ?? '', /upstream=~"\$upstream"|process_|nodejs_|countersign_store_up|countersign_config_/, `panel "${p.title}" honours $upstream`);
   }
   const rows = d.panels.filter((p) => p.type === 'row').map((p) => p.title);
   t.deepEqual(rows, ['Traffic', 'Error classes', 'Latency', 'Retries and clock', 'Token health', 'Store & process', 'Ingress', 'Rate limits']);
