@@ -165,6 +165,13 @@ export function createMetrics(options: MetricsOptions = {}) {
     registers,
   });
 
+  const storeDegraded = new Counter({
+    name: 'countersign_store_degraded_total',
+    help: 'Token renewals while the token store could not be reached: renewed_without_lock (a token obtainable from nothing, e.g. KeySecure) or kept_current_token (a single-use refresh token, e.g. Keeta, is never spent without the lock).',
+    labelNames: ['upstream', 'action'] as const,
+    registers,
+  });
+
   for (const upstream of options.upstreams ?? []) {
     inflight.set({ upstream }, 0);
     clockOffset.set({ upstream }, 0);
@@ -189,6 +196,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     clockOffset,
     inflight,
     storeUp,
+    storeDegraded,
     /** Late binding for the token gauges: the token managers are built after the metrics. */
     setTokenSnapshots(fn: () => Iterable<TokenSnapshot>) {
       tokenSnapshots = fn;

@@ -32,8 +32,13 @@ export interface TokenServiceOptions {
   refreshBeforeMs: number;
   /** Minimum time between two renewals of one merchant (Keeta: 60 s). */
   spacingMs: number;
-  /** Lease of the store lock held while a renewal runs. */
+  /** Lease of the store lock held while a renewal runs (renewed while it runs). */
   lockLeaseMs?: number;
+  /**
+   * Longest a caller's request waits for a renewal (its own or another process's) before it
+   * gets TOKEN_UNAVAILABLE; the renewal itself goes on. The upstream's `timeout`; 0 = no bound.
+   */
+  waitMs?: number;
   /** How often a waiter polls the store while another process renews. */
   waitPollMs?: number;
   /** Largest backoff after repeated failures. */
@@ -78,7 +83,7 @@ export class TokenService {
   #closing = false;
 
   constructor(options: TokenServiceOptions) {
-    this.#o = { lockLeaseMs: 30_000, waitPollMs: 50, maxBackoffMs: 15 * 60_000, writeRetryMs: 20_000, ...options };
+    this.#o = { lockLeaseMs: 30_000, waitMs: 0, waitPollMs: 50, maxBackoffMs: 15 * 60_000, writeRetryMs: 20_000, ...options };
     this.upstream = options.upstream;
   }
 
@@ -89,16 +94,32 @@ export class TokenService {
    */
   async current(merchant: string): Promise<TokenRecord | undefined> {
     const o = this.#o;
-    let rec = o.cache.get(this.upstream, merchant);
+    const cached = o.cache.get(this.upstream, merchant);
+    if (cached) {
+      const now = o.clock.now();
+      // The hot path: a cached token outside its window, no store I/O and no timer.
+      if (now < cached.expiresAt - o.refreshBeforeMs) return cached;
+      if (now < cached.expiresAt) {
+        if (!this.#inBackoff(merchant, now)) this.#refresh(merchant, 'on_demand').catch(() => {});
+        return cached;
+      }
+    }
+    // Expired or not cached: the caller waits for the store or a renewal, at most waitMs.
+    return this.#bounded(this.#currentSlow(merchant, cached), merchant);
+  }
+
+  async #currentSlow(merchant: string, cached: TokenRecord | undefined): Promise<TokenRecord | undefined> {
+    const o = this.#o;
+    let rec = cached;
     if (!rec) rec = await this.#load(merchant);
-    if (!rec) return o.source.obtainsFromNothing ? this.refresh(merchant, 'on_demand') : undefined;
+    if (!rec) return o.source.obtainsFromNothing ? this.#refresh(merchant, 'on_demand') : undefined;
     const now = o.clock.now();
     if (now < rec.expiresAt - o.refreshBeforeMs) return rec;
     if (now < rec.expiresAt) {
-      if (!this.#inBackoff(merchant, now)) this.refresh(merchant, 'on_demand').catch(() => {});
+      if (!this.#inBackoff(merchant, now)) this.#refresh(merchant, 'on_demand').catch(() => {});
       return rec;
     }
-    return this.refresh(merchant, 'on_demand');
+    return this.#refresh(merchant, 'on_demand');
   }
 
   /**
@@ -106,6 +127,29 @@ export class TokenService {
    * other, newer token in the store is taken instead of renewing again.
    */
   refresh(merchant: string, trigger: RefreshTrigger, rejectedToken?: string): Promise<TokenRecord> {
+    const p = this.#refresh(merchant, trigger, rejectedToken);
+    // A caller's request waits at most waitMs; the admin API and the scheduler wait it out.
+    return trigger === 'on_demand' || trigger === 'rejected' ? this.#bounded(p, merchant) : p;
+  }
+
+  /**
+   * `p`, or TOKEN_UNAVAILABLE once `waitMs` has passed (the renewal behind `p` goes on and
+   * its result is used by later requests).
+   */
+  #bounded<T>(p: Promise<T>, merchant: string): Promise<T> {
+    const ms = this.#o.waitMs;
+    if (!(ms > 0)) return p;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(tokenUnavailable(`the ${this.upstream} token of merchant "${merchant}" is being renewed and was not ready within ${ms} ms`, 2000)),
+        ms,
+      );
+    });
+    return Promise.race([p, late]).finally(() => clearTimeout(timer));
+  }
+
+  #refresh(merchant: string, trigger: RefreshTrigger, rejectedToken?: string): Promise<TokenRecord> {
     const key = TokenCache.key(this.upstream, merchant);
     const running = this.#inflight.get(key);
     if (running) return running;
@@ -244,22 +288,24 @@ export class TokenService {
     const key = TokenCache.key(this.upstream, merchant);
     const before = o.cache.get(this.upstream, merchant);
     let attempted = false;
+    /** A token obtained under the lock whose write failed, with the failure. */
+    let unwritten: { rec: TokenRecord; cause: unknown } | undefined;
     try {
       const pending = this.#pendingWrites.get(key);
-      if (pending) {
+      if (pending && (!before || pending.issuedAt > before.issuedAt)) {
         // The upstream already rotated the pair; the new one only awaits its write.
         await this.#persist(pending);
         this.#clearState(key);
         return this.#adopt(pending);
       }
-      const outcome = await o.store.withLock(this.upstream, merchant, o.lockLeaseMs, async () => {
+      const outcome = await o.store.withLock(this.upstream, merchant, o.lockLeaseMs, async (lock) => {
         let stored = await o.store.get(this.upstream, merchant);
         // The store may hold an older pair than this process, or none (a Redis restored from an
         // older snapshot, a lagging replica promoted, data lost in a restart). Only the newest
         // pair's refresh token is still good: write it back, then renew from it.
         if (before && (!stored || stored.issuedAt < before.issuedAt)) {
           await this.#persist(before);
-          o.log.warn({ upstream: this.upstream }, 'the store held an older pair than this instance; the newer pair was written back');
+          o.log.warn({ upstream: this.upstream, merchant }, 'the store held an older pair than this instance; the newer pair was written back');
           stored = before;
         }
         if (stored && stored !== before && isNewer(stored, before, rejectedToken)) return stored;
@@ -275,9 +321,22 @@ export class TokenService {
             stored.refreshedAt + o.spacingMs - now,
           );
         }
+        // Still ours, with a full lease from now: the token call (at most the upstream's
+        // timeout) ends before the lease does even if Redis cannot be reached to renew it.
+        await lock.confirm();
         attempted = true;
         const next = await o.source.obtain(merchant, stored);
         o.metrics.tokenRefreshes.inc({ upstream: this.upstream, trigger, result: 'success' });
+        if (o.source.obtainsFromNothing) {
+          // No single-use secret to protect: use the new token now, write it when the store answers.
+          try {
+            const written = await o.store.put(next);
+            if (written === 'stale') return (await o.store.get(this.upstream, merchant)) ?? next;
+          } catch (err) {
+            unwritten = { rec: next, cause: err };
+          }
+          return next;
+        }
         try {
           // Retried while the lock is held, so no other replica renews from the old pair.
           const written = await this.#persistHoldingLock(next);
@@ -286,7 +345,7 @@ export class TokenService {
           this.#pendingWrites.set(key, next);
           this.#schedulePendingWrites();
           o.log.error(
-            { upstream: this.upstream, err: describe(err) },
+            { upstream: this.upstream, merchant, err: describe(err) },
             'renewed token could not be written to the store; the old pair stays in use and the write is retried',
           );
           throw storeUnavailable(err);
@@ -296,14 +355,75 @@ export class TokenService {
       const rec = outcome.acquired ? outcome.value : await this.#waitForOther(merchant, before, rejectedToken);
       this.#clearState(key);
       if (outcome.acquired && attempted) {
-        o.log.info({ upstream: this.upstream, trigger, expiresAt: new Date(rec.expiresAt).toISOString() }, 'token renewed');
+        o.log.info({ upstream: this.upstream, merchant, trigger, expiresAt: new Date(rec.expiresAt).toISOString() }, 'token renewed');
       }
-      return this.#adopt(rec);
+      const adopted = this.#adopt(rec);
+      if (unwritten?.rec === rec) this.#deferWrite(key, adopted, unwritten.cause);
+      return adopted;
     } catch (err) {
+      if (!attempted && isStoreFailure(err) && !this.#closing) {
+        // The store cannot be reached, so neither can the cross-replica lock.
+        if (o.source.obtainsFromNothing) return this.#renewWithoutLock(merchant, trigger, before, err);
+        this.#keepCurrent(merchant, trigger, before, err);
+      }
       if (attempted && !(err instanceof GatewayError && err.code === 'STORE_UNAVAILABLE')) {
         o.metrics.tokenRefreshes.inc({ upstream: this.upstream, trigger, result: 'failure' });
       }
       throw this.#recordFailure(key, trigger, err, attempted);
+    }
+  }
+
+  /**
+   * Degraded mode, for a token that can be obtained from nothing (KeySecure): renew without the
+   * cross-replica lock (this process still renews once at a time: single-flight), use the new
+   * token at once, and write it to the store as soon as the store answers again. A few
+   * duplicate token calls across replicas are the price; a stalled Redis must not stop traffic.
+   */
+  async #renewWithoutLock(merchant: string, trigger: RefreshTrigger, before: TokenRecord | undefined, cause: unknown): Promise<TokenRecord> {
+    const o = this.#o;
+    const key = TokenCache.key(this.upstream, merchant);
+    o.metrics.storeDegraded.inc({ upstream: this.upstream, action: 'renewed_without_lock' });
+    o.log.warn(
+      { upstream: this.upstream, merchant, trigger, err: describe(cause) },
+      'token store unreachable: renewing without the cross-replica lock; the token is written to the store once it answers',
+    );
+    let next: TokenRecord;
+    try {
+      next = await o.source.obtain(merchant, before);
+    } catch (err) {
+      o.metrics.tokenRefreshes.inc({ upstream: this.upstream, trigger, result: 'failure' });
+      throw this.#recordFailure(key, trigger, err, true);
+    }
+    o.metrics.tokenRefreshes.inc({ upstream: this.upstream, trigger, result: 'success' });
+    this.#clearState(key);
+    const adopted = this.#adopt(next);
+    this.#deferWrite(key, adopted);
+    return adopted;
+  }
+
+  /**
+   * Degraded mode, for a single-use refresh token (Keeta): never refresh without the lock (a
+   * refresh token must not be spent twice). The current token keeps serving while it is valid.
+   */
+  #keepCurrent(merchant: string, trigger: RefreshTrigger, before: TokenRecord | undefined, cause: unknown): void {
+    const o = this.#o;
+    o.metrics.storeDegraded.inc({ upstream: this.upstream, action: 'kept_current_token' });
+    const valid = before !== undefined && o.clock.now() < before.expiresAt;
+    o.log.warn(
+      { upstream: this.upstream, merchant, trigger, currentTokenValid: valid, err: describe(cause) },
+      'token store unreachable: no refresh without the cross-replica lock; the current token stays in use',
+    );
+  }
+
+  /** A token in use that the store does not have yet: written every second until it lands. */
+  #deferWrite(key: string, rec: TokenRecord, cause?: unknown): void {
+    this.#pendingWrites.set(key, rec);
+    this.#schedulePendingWrites();
+    if (cause !== undefined) {
+      this.#o.log.warn(
+        { upstream: this.upstream, merchant: rec.merchant, err: describe(cause) },
+        'renewed token is in use but could not be written to the store yet; the write is retried',
+      );
     }
   }
 
@@ -377,7 +497,7 @@ export class TokenService {
         await this.#o.store.put(rec);
         this.#adopt(rec);
         this.#clearState(key);
-        this.#o.log.info({ upstream: rec.upstream }, 'renewed token written to the store after an earlier failure');
+        this.#o.log.info({ upstream: rec.upstream, merchant: rec.merchant }, 'renewed token written to the store after an earlier failure');
       } catch {
         /* still failing; the caller decides whether to try again */
       }
@@ -409,6 +529,11 @@ export class TokenService {
 /** The upstream refused to issue a token; message is safe to show (no token in it). */
 export class TokenFetchError extends Error {
   override readonly name = 'TokenFetchError';
+}
+
+/** The store could not be reached (as opposed to the upstream refusing something). */
+function isStoreFailure(err: unknown): boolean {
+  return err instanceof StoreError || (err instanceof GatewayError && err.code === 'STORE_UNAVAILABLE');
 }
 
 function isNewer(stored: TokenRecord, before: TokenRecord | undefined, rejectedToken: string | undefined): boolean {
