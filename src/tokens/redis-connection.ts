@@ -97,15 +97,19 @@ export function createRedisClient(cfg: RedisConnectionConfig, role: string, opti
     ...(tls && { tls }),
   };
   if (cfg.nodes) {
+    const { enableOfflineQueue: _queue, retryStrategy: _retry, lazyConnect: _lazy, ...nodeOptions } = common;
     const clusterOptions: ClusterOptions = {
       lazyConnect: common.lazyConnect ?? true,
       enableOfflineQueue: false,
-      enableReadyCheck: true,
+      // The ready check is a command sent before 'ready', which the disabled queue would refuse.
+      enableReadyCheck: false,
       // Commands are grouped per node: list() issues one GET per record.
       enableAutoPipelining: true,
       maxRedirections: 4,
       clusterRetryStrategy: reconnectDelay,
-      redisOptions: { ...common, lazyConnect: false },
+      // Node connections keep their own queue: the cluster sends CLUSTER SLOTS on a node
+      // connection before it is up. Fail-fast is the cluster's enableOfflineQueue: false.
+      redisOptions: nodeOptions,
     };
     return new Cluster(parseHostPorts(cfg.nodes), clusterOptions);
   }
