@@ -537,7 +537,9 @@ function isStoreFailure(err: unknown): boolean {
 }
 
 function isNewer(stored: TokenRecord, before: TokenRecord | undefined, rejectedToken: string | undefined): boolean {
-  if (rejectedToken !== undefined) return stored.accessToken !== rejectedToken;
+  // Another token only counts when it is newer than ours too: two replicas that each renewed
+  // while the store was unreachable hold different tokens, and the other one may be as dead.
+  if (rejectedToken !== undefined) return stored.accessToken !== rejectedToken && (before === undefined || stored.issuedAt >= before.issuedAt);
   return before !== undefined && stored.issuedAt > before.issuedAt;
 }
 
