@@ -123,8 +123,6 @@ export function createRedisClient(cfg: RedisConnectionConfig, role: string, opti
       ...(cfg.sentinelPassword !== undefined && { sentinelPassword: cfg.sentinelPassword }),
       ...(tls && { enableTLSForSentinelMode: true, sentinelTLS: tls }),
       sentinelRetryStrategy: reconnectDelay,
-      // Learn of a failover from the sentinels' +switch-master at once, not only on a dropped connection.
-      failoverDetector: true,
     });
   }
   if (!cfg.url) throw new TypeError('redis: give url, sentinels or nodes');
