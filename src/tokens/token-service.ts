@@ -3,7 +3,7 @@ import { GatewayError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics, RefreshTrigger, TokenSnapshot, TokenState } from '../metrics.js';
 import { TokenCache } from './token-cache.js';
-import { StoreError, type TokenRecord, type TokenStore } from './types.js';
+import { StoreError, type HeldLock, type TokenRecord, type TokenStore } from './types.js';
 
 /**
  * The token lifecycle of one upstream, whatever its protocol: serve the cached token, renew it
@@ -298,7 +298,7 @@ export class TokenService {
         this.#clearState(key);
         return this.#adopt(pending);
       }
-      const outcome = await o.store.withLock(this.upstream, merchant, o.lockLeaseMs, async (lock) => {
+      const underLock = async (lock: HeldLock): Promise<TokenRecord> => {
         let stored = await o.store.get(this.upstream, merchant);
         // The store may hold an older pair than this process, or none (a Redis restored from an
         // older snapshot, a lagging replica promoted, data lost in a restart). Only the newest
@@ -351,8 +351,15 @@ export class TokenService {
           throw storeUnavailable(err);
         }
         return next;
-      });
-      const rec = outcome.acquired ? outcome.value : await this.#waitForOther(merchant, before, rejectedToken);
+      };
+      let outcome = await o.store.withLock(this.upstream, merchant, o.lockLeaseMs, underLock);
+      let rec = outcome.acquired ? outcome.value : await this.#waitForOther(merchant, before, rejectedToken);
+      if (rec === undefined) {
+        // The holder let go without a usable result, and a token can be had from nothing: renew.
+        outcome = await o.store.withLock(this.upstream, merchant, o.lockLeaseMs, underLock);
+        rec = outcome.acquired ? outcome.value : await this.#waitForOther(merchant, before, rejectedToken);
+        if (rec === undefined) throw tokenUnavailable(`another instance renewed the ${this.upstream} token without a usable result`, 5000);
+      }
       this.#clearState(key);
       if (outcome.acquired && attempted) {
         o.log.info({ upstream: this.upstream, merchant, trigger, expiresAt: new Date(rec.expiresAt).toISOString() }, 'token renewed');
@@ -428,7 +435,7 @@ export class TokenService {
   }
 
   /** Another process holds the lock: wait until it publishes a newer pair or lets go. */
-  async #waitForOther(merchant: string, before: TokenRecord | undefined, rejectedToken: string | undefined): Promise<TokenRecord> {
+  async #waitForOther(merchant: string, before: TokenRecord | undefined, rejectedToken: string | undefined): Promise<TokenRecord | undefined> {
     const o = this.#o;
     // Real time, not the injected clock: this is how long we are willing to wait, not a token time.
     const deadline = Date.now() + o.lockLeaseMs + 2000;
@@ -442,6 +449,7 @@ export class TokenService {
         const last = await o.store.get(this.upstream, merchant);
         if (last && (isNewer(last, before, rejectedToken) || !before)) return last;
         if (before && o.clock.now() < before.expiresAt && !rejectedToken) return before;
+        if (o.source.obtainsFromNothing) return undefined;
         throw tokenUnavailable(`another instance renewed the ${this.upstream} token without a usable result`, 5000);
       }
       if (Date.now() > deadline) {

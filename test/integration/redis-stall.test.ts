@@ -14,7 +14,7 @@ import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { postJson } from '../helpers/http.js';
 import { KEETA_APP_ID, KEETA_SECRET, importPair } from '../helpers/keeta-setup.js';
 import { KS_API_KEY } from '../helpers/keysecure-setup.js';
-import { startPrivateRedis, uniquePrefix } from '../helpers/redis-server.js';
+import { SHARED_REDIS_URL, cleanPrefix, startPrivateRedis, uniquePrefix } from '../helpers/redis-server.js';
 
 const SHOP = 466663;
 const TIMEOUT_MS = 3000;
@@ -132,4 +132,44 @@ upstreams:
     const text = g.logText();
     t.false(text.includes(pair.accessToken) || text.includes(pair.refreshToken), 'no token in logs');
   }
+});
+
+test('a caller waits for another replica\'s renewal at most its upstream\'s timeout, then gets TOKEN_UNAVAILABLE with Retry-After', async (t) => {
+  const prefix = uniquePrefix('wait-bound');
+  t.teardown(() => cleanPrefix(prefix));
+  const ks = await startKeySecureSim({ apiKeys: [{ apiKey: KS_API_KEY }] });
+  t.teardown(() => ks.close());
+  const gw = await startGateway(
+    `store:
+  type: redis
+  url: ${SHARED_REDIS_URL}
+  keyPrefix: "${prefix}"
+upstreams:
+  ks:
+    type: keysecure
+    baseUrl: ${ks.baseUrl}
+    apiKey: ${KS_API_KEY}
+    timeout: 1500ms
+`,
+    { store: 'config' },
+  );
+  t.teardown(() => gw.close());
+  // Another replica holds the renewal lock and never finishes (its lease is long).
+  const direct = new Redis(SHARED_REDIS_URL, { maxRetriesPerRequest: 1 });
+  t.teardown(() => direct.disconnect());
+  await direct.set(`${prefix}lock:{ks:_}`, 'another-replica', 'PX', 30_000);
+
+  const waited = await timed(() => postJson(`${gw.proxyUrl}/ks/open-api/v1/card/list`, {}));
+  t.is(waited.value.status, 503);
+  t.is(waited.value.json.error.code, 'TOKEN_UNAVAILABLE');
+  t.regex(waited.value.headers.get('retry-after') ?? '', /^\d+$/);
+  t.true(waited.ms >= 1400 && waited.ms <= 1500 + 1000, `held ${waited.ms} ms`);
+  t.is(ks.control.counters().tokenCalls, 0, 'no renewal beside the lock holder');
+  t.is(await direct.get(`${prefix}lock:{ks:_}`), 'another-replica', 'the other replica\'s lock is left alone');
+
+  // The holder is gone (its lease ended): the next request renews.
+  await direct.del(`${prefix}lock:{ks:_}`);
+  const served = await postJson(`${gw.proxyUrl}/ks/open-api/v1/card/list`, {});
+  t.is(served.json.code, 0, served.text);
+  t.is(ks.control.counters().tokenCalls, 1);
 });
