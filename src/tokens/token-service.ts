@@ -3,7 +3,7 @@ import { GatewayError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics, RefreshTrigger, TokenSnapshot, TokenState } from '../metrics.js';
 import { TokenCache } from './token-cache.js';
-import { StoreError, type HeldLock, type TokenRecord, type TokenStore } from './types.js';
+import { KEYSECURE_MERCHANT, StoreError, type HeldLock, type TokenRecord, type TokenStore } from './types.js';
 
 /**
  * The token lifecycle of one upstream, whatever its protocol: serve the cached token, renew it
@@ -197,7 +197,7 @@ export class TokenService {
       await Promise.all(
         due.slice(i, i + 4).map((m) =>
           this.refresh(m, 'proactive').catch((err: unknown) => {
-            this.#o.log.debug({ upstream: this.upstream, err: describe(err) }, 'proactive renewal did not complete');
+            this.#o.log.debug({ ...logFields(this.upstream, m), err: describe(err) }, 'proactive renewal did not complete');
           }),
         ),
       );
@@ -305,7 +305,7 @@ export class TokenService {
         // pair's refresh token is still good: write it back, then renew from it.
         if (before && (!stored || stored.issuedAt < before.issuedAt)) {
           await this.#persist(before);
-          o.log.warn({ upstream: this.upstream, merchant }, 'the store held an older pair than this instance; the newer pair was written back');
+          o.log.warn(logFields(this.upstream, merchant), 'the store held an older pair than this instance; the newer pair was written back');
           stored = before;
         }
         if (stored && stored !== before && isNewer(stored, before, rejectedToken)) return stored;
@@ -345,7 +345,7 @@ export class TokenService {
           this.#pendingWrites.set(key, next);
           this.#schedulePendingWrites();
           o.log.error(
-            { upstream: this.upstream, merchant, err: describe(err) },
+            { ...logFields(this.upstream, merchant), err: describe(err) },
             'renewed token could not be written to the store; the old pair stays in use and the write is retried',
           );
           throw storeUnavailable(err);
@@ -362,7 +362,7 @@ export class TokenService {
       }
       this.#clearState(key);
       if (outcome.acquired && attempted) {
-        o.log.info({ upstream: this.upstream, merchant, trigger, expiresAt: new Date(rec.expiresAt).toISOString() }, 'token renewed');
+        o.log.info({ ...logFields(this.upstream, merchant), trigger, expiresAt: new Date(rec.expiresAt).toISOString() }, 'token renewed');
       }
       const adopted = this.#adopt(rec);
       if (unwritten?.rec === rec) this.#deferWrite(key, adopted, unwritten.cause);
@@ -376,7 +376,7 @@ export class TokenService {
       if (attempted && !(err instanceof GatewayError && err.code === 'STORE_UNAVAILABLE')) {
         o.metrics.tokenRefreshes.inc({ upstream: this.upstream, trigger, result: 'failure' });
       }
-      throw this.#recordFailure(key, trigger, err, attempted);
+      throw this.#recordFailure(key, merchant, trigger, err, attempted);
     }
   }
 
@@ -391,7 +391,7 @@ export class TokenService {
     const key = TokenCache.key(this.upstream, merchant);
     o.metrics.storeDegraded.inc({ upstream: this.upstream, action: 'renewed_without_lock' });
     o.log.warn(
-      { upstream: this.upstream, merchant, trigger, err: describe(cause) },
+      { ...logFields(this.upstream, merchant), trigger, err: describe(cause) },
       'token store unreachable: renewing without the cross-replica lock; the token is written to the store once it answers',
     );
     let next: TokenRecord;
@@ -399,7 +399,7 @@ export class TokenService {
       next = await o.source.obtain(merchant, before);
     } catch (err) {
       o.metrics.tokenRefreshes.inc({ upstream: this.upstream, trigger, result: 'failure' });
-      throw this.#recordFailure(key, trigger, err, true);
+      throw this.#recordFailure(key, merchant, trigger, err, true);
     }
     o.metrics.tokenRefreshes.inc({ upstream: this.upstream, trigger, result: 'success' });
     this.#clearState(key);
@@ -417,7 +417,7 @@ export class TokenService {
     o.metrics.storeDegraded.inc({ upstream: this.upstream, action: 'kept_current_token' });
     const valid = before !== undefined && o.clock.now() < before.expiresAt;
     o.log.warn(
-      { upstream: this.upstream, merchant, trigger, currentTokenValid: valid, err: describe(cause) },
+      { ...logFields(this.upstream, merchant), trigger, currentTokenValid: valid, err: describe(cause) },
       'token store unreachable: no refresh without the cross-replica lock; the current token stays in use',
     );
   }
@@ -428,7 +428,7 @@ export class TokenService {
     this.#schedulePendingWrites();
     if (cause !== undefined) {
       this.#o.log.warn(
-        { upstream: this.upstream, merchant: rec.merchant, err: describe(cause) },
+        { ...logFields(this.upstream, rec.merchant), err: describe(cause) },
         'renewed token is in use but could not be written to the store yet; the write is retried',
       );
     }
@@ -505,14 +505,14 @@ export class TokenService {
         await this.#o.store.put(rec);
         this.#adopt(rec);
         this.#clearState(key);
-        this.#o.log.info({ upstream: rec.upstream, merchant: rec.merchant }, 'renewed token written to the store after an earlier failure');
+        this.#o.log.info(logFields(rec.upstream, rec.merchant), 'renewed token written to the store after an earlier failure');
       } catch {
         /* still failing; the caller decides whether to try again */
       }
     }
   }
 
-  #recordFailure(key: string, trigger: RefreshTrigger, err: unknown, attempted: boolean): GatewayError {
+  #recordFailure(key: string, merchant: string, trigger: RefreshTrigger, err: unknown, attempted: boolean): GatewayError {
     const o = this.#o;
     const now = o.clock.now();
     const gw = err instanceof GatewayError ? err : err instanceof StoreError ? storeUnavailable(err) : undefined;
@@ -529,7 +529,7 @@ export class TokenService {
     const backoff = Math.min(o.maxBackoffMs, base * 2 ** (failures - 1));
     const message = describe(err);
     this.#failures.set(key, { failures, failedAt: now, nextAttemptAt: now + backoff, message });
-    o.log.warn({ upstream: this.upstream, trigger, failures, retryInMs: backoff, err: message }, 'token renewal failed; the current token stays in use');
+    o.log.warn({ ...logFields(this.upstream, merchant), trigger, failures, retryInMs: backoff, err: message }, 'token renewal failed; the current token stays in use');
     return gw ?? tokenUnavailable(`cannot renew the ${this.upstream} token: ${message}`, backoff, err);
   }
 }
@@ -556,3 +556,8 @@ function describe(err: unknown): string {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Who a token log line is about: the upstream and, for Keeta, the merchant (ids are not secrets). */
+function logFields(upstream: string, merchant: string): { upstream: string; merchant?: string } {
+  return merchant === KEYSECURE_MERCHANT ? { upstream } : { upstream, merchant };
+}
