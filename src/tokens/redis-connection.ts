@@ -32,7 +32,7 @@ export interface RedisConnectionConfig {
 export type RedisClient = Redis | Cluster;
 
 export interface RedisClientOptions {
-  /** Budget of one connection attempt. Default 2000. */
+  /** Budget of one connection attempt. Default 5000 (a TLS handshake on a busy host takes time; a refused connection still fails at once). */
   connectTimeoutMs?: number;
   /** A command without a reply within this fails. Default 2000. */
   commandTimeoutMs?: number;
@@ -88,7 +88,7 @@ export function createRedisClient(cfg: RedisConnectionConfig, role: string, opti
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
     autoResubscribe: false,
-    connectTimeout: options.connectTimeoutMs ?? 2000,
+    connectTimeout: options.connectTimeoutMs ?? 5000,
     commandTimeout: options.commandTimeoutMs ?? 2000,
     connectionName: `countersign:${role}`,
     retryStrategy: reconnectDelay,

@@ -38,7 +38,7 @@ export interface RedisStoreOptions extends RedisConnectionConfig {
   keyPrefix?: string;
   /** Lease renewal period while a lock holder runs; default lease/3; 0 = never renew. */
   lockRenewEveryMs?: number;
-  /** Budget of `open()` and of one connection attempt. Default 2000. */
+  /** Budget of `open()` and of one connection attempt. Default 5000. */
   connectTimeoutMs?: number;
   /** A command without a reply within this fails. Default 2000. */
   commandTimeoutMs?: number;
@@ -152,7 +152,7 @@ export class RedisStore implements TokenStore {
     this.#keys = redisKeys(this.keyPrefix);
     if (options.lockRenewEveryMs !== undefined) renewInterval(1, options.lockRenewEveryMs);
     this.#renewEveryMs = options.lockRenewEveryMs;
-    this.#connectTimeoutMs = options.connectTimeoutMs ?? 2000;
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000;
     this.#commandTimeoutMs = options.commandTimeoutMs ?? 2000;
     this.#onStatus = options.onStatus;
     this.#client = this.#newClient('store', true);
