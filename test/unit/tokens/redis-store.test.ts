@@ -152,10 +152,10 @@ test('redis: a dead holder\'s lock is taken over once its lease runs out, and ne
   const keyPrefix = uniquePrefix(t);
   const store = await openRedis(t, { keyPrefix });
   const lockKey = `${keyPrefix}lock:{keeta:m1}`;
-  await admin.set(lockKey, 'another-replica', 'PX', 1000);
+  await admin.set(lockKey, 'another-replica', 'PX', 4000);
   t.deepEqual(await store.withLock('keeta', 'm1', 1000, async () => 'x'), { acquired: false });
   t.is(await admin.get(lockKey), 'another-replica', 'a refused attempt leaves the lock alone');
-  await sleep(1300);
+  await sleep(4300);
   t.deepEqual(await store.withLock('keeta', 'm1', 1000, async () => 'x'), { acquired: true, value: 'x' });
   t.is(await admin.exists(lockKey), 0, 'released');
 });
