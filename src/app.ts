@@ -20,11 +20,10 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { createForwarder, type Forwarder } from './proxy/forwarder.js';
 import { proxyHandler } from './proxy/proxy-handler.js';
 import type { UpstreamHandler } from './proxy/upstream.js';
-import { createStore } from './tokens/create-store.js';
-import { monitorStore } from './tokens/monitored-store.js';
+import { StoreLifecycle } from './tokens/store-lifecycle.js';
 import { TokenCache } from './tokens/token-cache.js';
 import { TokenService } from './tokens/token-service.js';
-import type { TokenRecord, TokenStore } from './tokens/types.js';
+import type { TokenStore } from './tokens/types.js';
 import { warmUpHotPath } from './warm-up.js';
 import type { KeetaUpstreamConfig, KeySecureUpstreamConfig } from './config/schema.js';
 import { LiveConfig } from './reload/live-config.js';
@@ -67,6 +66,8 @@ export interface App {
   readonly metrics: Metrics;
   readonly registry: Registry;
   readonly store: TokenStore;
+  /** Opening, warming, following and resyncing the store: kept when parts are rebuilt. */
+  readonly storeLifecycle: StoreLifecycle;
   readonly cache: TokenCache;
   readonly upstreams: ReadonlyMap<string, UpstreamRuntime>;
   /** Rate-limit budgets and cooldowns: rebuild the rules with buildRateLimits(config.upstreams, {state: this, ...}). */
@@ -106,25 +107,40 @@ export function buildApp(deps: AppDeps): App {
   metrics.configLastReloadSuccessful.set(1);
   metrics.configLastReloadSuccess.set(clock.now() / 1000);
 
-  let storeUp = false;
-  let opened = false;
   let draining = false;
-  const setStoreUp = (up: boolean) => {
-    if (up !== storeUp) log[up ? 'info' : 'warn']({ store: config.store.type }, up ? 'token store reachable' : 'token store unreachable');
-    storeUp = up;
-    metrics.storeUp.set({ store: baseStore.kind }, up ? 1 : 0);
-  };
-  // Operations report through monitorStore; the Redis store also reports connection loss itself.
-  const baseStore: TokenStore = deps.store ?? createStore(config.store, { onStatus: (up) => setStoreUp(up) });
-  metrics.storeUp.set({ store: baseStore.kind }, 0);
-  const store = monitorStore(baseStore, setStoreUp);
-
   // Token services (and the KeySecure clock) are built once and kept across reloads; their
   // token sources read the upstream's config in force at each call. Handlers are rebuilt per
   // config: a request keeps the handler, and so the config, it started with.
   const upstreams = new Map<string, UpstreamRuntime>();
+  const storeLifecycle = new StoreLifecycle({
+    config: config.store,
+    ...(deps.store && { store: deps.store }),
+    cache,
+    metrics,
+    log,
+    knows: (upstream) => upstreams.has(upstream),
+    onOpen: () => {
+      const interval = deps.schedulerIntervalMs ?? 30_000;
+      if (interval > 0) for (const u of upstreams.values()) u.tokens.startScheduler(interval);
+    },
+    ...(deps.storeRetryMs !== undefined && { retryMs: deps.storeRetryMs }),
+  });
+  const store = storeLifecycle.store;
+
   for (const [name, cfg] of Object.entries(config.upstreams)) {
-    const common = { upstream: name, store, cache, clock, metrics, log, refreshBeforeMs: cfg.refreshBefore };
+    const common = {
+      upstream: name,
+      store,
+      cache,
+      clock,
+      metrics,
+      log,
+      refreshBeforeMs: cfg.refreshBefore,
+      // A caller waits for a renewal at most the upstream's timeout; the lock's lease outlives
+      // one token call (at most `timeout`) even when Redis cannot be reached to renew it.
+      waitMs: cfg.timeout,
+      lockLeaseMs: Math.max(5000, cfg.timeout + 2000),
+    };
     if (cfg.type === 'keeta') {
       const current = () => live.current.upstreams[name] as KeetaUpstreamConfig;
       const tokens = new TokenService({ ...common, source: createKeetaTokenSource(name, current, forwarder, clock), spacingMs: cfg.refreshSpacing });
@@ -175,9 +191,9 @@ export function buildApp(deps: AppDeps): App {
   );
 
   const readiness = (): Readiness => ({
-    ready: opened && !draining,
-    status: draining ? 'draining' : opened ? 'ready' : 'starting',
-    store: storeUp ? 'ok' : 'unavailable',
+    ready: storeLifecycle.opened && !draining,
+    status: draining ? 'draining' : storeLifecycle.opened ? 'ready' : 'starting',
+    store: storeLifecycle.up ? 'ok' : 'unavailable',
   });
 
   const ingress = buildIngress({
@@ -201,54 +217,6 @@ export function buildApp(deps: AppDeps): App {
     createAuthorization: (u) => ingress.createAuthorization(u),
   });
 
-  const warm = async () => {
-    for (const rec of await store.list()) if (upstreams.has(rec.upstream)) cache.set(rec);
-  };
-  /**
-   * After a reconnect: take every change missed meanwhile, and write back any pair this process
-   * holds that is newer than the store's (a Redis that came back from an older snapshot), so
-   * the newest refresh token survives this process. A merchant deleted elsewhere while this
-   * replica was cut off may come back; deleting it again is safer than losing a token.
-   */
-  const resync = async () => {
-    const stored = new Map<string, TokenRecord>();
-    for (const rec of await store.list()) {
-      if (!upstreams.has(rec.upstream)) continue;
-      stored.set(TokenCache.key(rec.upstream, rec.merchant), rec);
-      cache.set(rec);
-    }
-    for (const rec of cache.records()) {
-      const s = stored.get(TokenCache.key(rec.upstream, rec.merchant));
-      if (!s || s.issuedAt < rec.issuedAt) {
-        await store.put(rec);
-        log.warn({ upstream: rec.upstream }, 'the store had lost a newer pair held by this instance; it was written back');
-      }
-    }
-  };
-  let unsubscribe: (() => void) | undefined;
-  let retryTimer: NodeJS.Timeout | undefined;
-
-  const openOnce = async () => {
-    await store.open();
-    await warm();
-    unsubscribe = store.subscribe({
-      changed(upstream, merchant) {
-        if (!upstreams.has(upstream)) return;
-        store.get(upstream, merchant).then(
-          (rec) => (rec ? cache.set(rec) : cache.delete(upstream, merchant)),
-          () => {},
-        );
-      },
-      resync() {
-        resync().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'resync with the token store failed'));
-      },
-    });
-    opened = true;
-    const interval = deps.schedulerIntervalMs ?? 30_000;
-    if (interval > 0) for (const u of upstreams.values()) u.tokens.startScheduler(interval);
-    log.info({ store: store.kind, tokens: cache.size }, 'token store open');
-  };
-
   return {
     proxy,
     admin,
@@ -257,6 +225,7 @@ export function buildApp(deps: AppDeps): App {
     metrics,
     registry,
     store,
+    storeLifecycle,
     cache,
     upstreams,
     rateLimitState,
@@ -272,20 +241,7 @@ export function buildApp(deps: AppDeps): App {
           log.warn({ err: (err as Error).message }, 'hot path warm-up failed; starting cold');
         }
       }
-      try {
-        await openOnce();
-      } catch (err) {
-        // A corrupt file is the operator's to fix; a Redis that is not up yet will be.
-        if (store.kind !== 'redis') throw err;
-        log.warn({ store: store.kind, err: (err as Error).message }, 'token store unreachable at start; retrying');
-        const retry = () => {
-          retryTimer = setTimeout(() => {
-            openOnce().catch(() => retry());
-          }, deps.storeRetryMs ?? 2000);
-          retryTimer.unref();
-        };
-        retry();
-      }
+      await storeLifecycle.start();
     },
     beginDrain() {
       draining = true;
@@ -293,15 +249,14 @@ export function buildApp(deps: AppDeps): App {
     },
     async close() {
       draining = true;
-      if (retryTimer) clearTimeout(retryTimer);
-      unsubscribe?.();
+      storeLifecycle.stop();
       // Renewals under way finish and pending writes get a last try before their
       // connections close: a renewed pair must not die with the process.
       await Promise.all([...upstreams.values()].map((u) => u.tokens.close()));
       await forwarder.close();
       await ingress.close();
       await rateLimitState.close();
-      await store.close();
+      await storeLifecycle.closeStore();
     },
   };
 }

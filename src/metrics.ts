@@ -295,6 +295,13 @@ export function createMetrics(options: MetricsOptions = {}) {
   });
   for (const result of ['success', 'failure'] as const) configReloads.inc({ result }, 0);
 
+  const storeDegraded = new Counter({
+    name: 'countersign_store_degraded_total',
+    help: 'Token renewals while the token store could not be reached: renewed_without_lock (a token obtainable from nothing, e.g. KeySecure) or kept_current_token (a single-use refresh token, e.g. Keeta, is never spent without the lock).',
+    labelNames: ['upstream', 'action'] as const,
+    registers,
+  });
+
   for (const { name: upstream, classes } of upstreams) {
     inflight.set({ upstream }, 0);
     clockOffset.set({ upstream }, 0);
@@ -340,6 +347,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     configReloads,
     configLastReloadSuccessful,
     configLastReloadSuccess,
+    storeDegraded,
     /** Late binding for the token gauges: the token managers are built after the metrics. */
     setTokenSnapshots(fn: () => Iterable<TokenSnapshot>) {
       tokenSnapshots = fn;

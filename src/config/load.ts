@@ -6,6 +6,7 @@ import { ConfigError } from '../errors.js';
 import { formatDuration } from './duration.js';
 import { type Env, formatPath, interpolateEnv, resolveSecretFiles } from './resolve.js';
 import { configSchema, type ParsedConfig } from './schema.js';
+import { describeRedisTarget } from '../tokens/redis-connection.js';
 
 /** The validated, frozen config every module receives. */
 export type Config = Readonly<ParsedConfig> & {
@@ -37,6 +38,7 @@ export function parseConfig(text: string, opts: { env?: Env; baseDir?: string; s
 
   const cfg = result.data;
   if (cfg.store.type === 'file') cfg.store.path = resolvePath(opts.baseDir ?? process.cwd(), cfg.store.path);
+  if (cfg.store.type === 'redis' && cfg.store.tls?.caFile) cfg.store.tls.caFile = resolvePath(opts.baseDir ?? process.cwd(), cfg.store.tls.caFile);
   return deepFreeze({ ...cfg, source: opts.source ?? '(inline)', files: [...new Set(files)] });
 }
 
@@ -77,7 +79,7 @@ export function summarizeConfig(cfg: Config): string {
   const lines = [
     `config: ${cfg.source}`,
     `listen: proxy ${cfg.listen.proxy}, admin ${cfg.listen.admin}${cfg.admin.token ? ' (admin token set)' : ''}${cfg.listen.ingress ? `, ingress ${cfg.listen.ingress}` : ''}`,
-    `store: ${cfg.store.type}${cfg.store.type === 'file' ? ` at ${cfg.store.path}` : ''}${cfg.store.type === 'redis' ? ` (keyPrefix "${cfg.store.keyPrefix}")` : ''}`,
+    `store: ${cfg.store.type}${cfg.store.type === 'file' ? ` at ${cfg.store.path}` : ''}${cfg.store.type === 'redis' ? ` ${describeRedisTarget(cfg.store)} (keyPrefix "${cfg.store.keyPrefix}")` : ''}`,
     `limits: maxBodyBytes ${cfg.limits.maxBodyBytes}`,
     `callers: ${cfg.callers ? cfg.callers.map((c) => `${c.name} [${c.allow.join(', ')}]`).join('; ') : 'none (no caller authentication)'}`,
     'upstreams:',

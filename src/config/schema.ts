@@ -145,18 +145,69 @@ const caller = z
   })
   .strict();
 
+/**
+ * `store.type: redis`: one of `url` (redis:// or rediss://), `sentinels` + `name`, or `nodes`
+ * (Cluster); checked together in redisStoreProblems. Passwords may be `passwordFile`.
+ */
+const redisStore = z
+  .object({
+    type: z.literal('redis'),
+    url: z.string().regex(/^rediss?:\/\/[^\s]+$/, 'expected redis://host:port/db or rediss://host:port/db').optional(),
+    sentinels: z.array(hostPort).min(1, 'list at least one sentinel').optional(),
+    /** The master's name as the sentinels know it. */
+    name: z.string().min(1, 'must not be empty').optional(),
+    nodes: z.array(hostPort).min(1, 'list at least one node').optional(),
+    username: z.string().min(1, 'must not be empty').optional(),
+    password: secret.optional(),
+    sentinelPassword: secret.optional(),
+    db: z.number().int('expected a whole number').min(0).optional(),
+    tls: z
+      .object({
+        /** PEM file of the CA that signed the server certificate (else the system CAs). */
+        caFile: z.string().min(1, 'must not be empty').optional(),
+        /** The name the certificate must carry, when it is not the host connected to. */
+        serverName: z.string().min(1, 'must not be empty').optional(),
+      })
+      .strict()
+      .optional(),
+    // `{` and `}` would make a Redis Cluster hash tag of the prefix and put every key in one slot.
+    keyPrefix: z.string().regex(/^[^{}]*$/, 'must not contain { or } (Redis Cluster reads them as a hash tag)').default('countersign:'),
+  })
+  .strict();
+
+type RedisStoreInput = z.output<typeof redisStore>;
+
+/** Cross-field rules of a redis store: how to reach it is given exactly one way. */
+export function redisStoreProblems(cfg: RedisStoreInput): Array<{ path: string[]; message: string }> {
+  const out: Array<{ path: string[]; message: string }> = [];
+  const ways = [cfg.url && 'url', cfg.sentinels && 'sentinels', cfg.nodes && 'nodes'].filter(Boolean);
+  if (ways.length === 0) out.push({ path: ['url'], message: 'required: give url, sentinels (with name) or nodes' });
+  if (ways.length > 1) out.push({ path: [ways[1] as string], message: `give only one of url, sentinels or nodes (found ${ways.join(' and ')})` });
+  if (cfg.sentinels && !cfg.name) out.push({ path: ['name'], message: 'required with sentinels: the master name the sentinels watch' });
+  if (cfg.name && !cfg.sentinels) out.push({ path: ['name'], message: 'only used with sentinels' });
+  if (cfg.sentinelPassword && !cfg.sentinels) out.push({ path: ['sentinelPassword'], message: 'only used with sentinels' });
+  if (cfg.db !== undefined && !cfg.sentinels) {
+    out.push({ path: ['db'], message: cfg.nodes ? 'Redis Cluster has only database 0' : 'put the database in the url (redis://host:6379/2)' });
+  }
+  if (cfg.url) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(cfg.url);
+    } catch {
+      out.push({ path: ['url'], message: 'is not a valid URL' });
+    }
+    if (parsed && parsed.password !== '' && cfg.password !== undefined) out.push({ path: ['password'], message: 'the url already carries a password; give it once' });
+    if (parsed && parsed.protocol === 'redis:' && cfg.tls) out.push({ path: ['tls'], message: 'use a rediss:// url for TLS' });
+  }
+  return out;
+}
+
 const store = z.discriminatedUnion(
   'type',
   [
     z.object({ type: z.literal('memory'), maxEntries: positiveInt.default(100_000) }).strict(),
     z.object({ type: z.literal('file'), path: z.string().min(1).default('./data/tokens.json') }).strict(),
-    z
-      .object({
-        type: z.literal('redis'),
-        url: z.string({ required_error: 'required' }).regex(/^rediss?:\/\//, 'expected redis://host:port/db'),
-        keyPrefix: z.string().default('countersign:'),
-      })
-      .strict(),
+    redisStore,
   ],
   {
     errorMap: (issue, ctx) =>
@@ -211,6 +262,9 @@ export const configSchema = z
         }
       });
     });
+    if (cfg.store.type === 'redis') {
+      for (const p of redisStoreProblems(cfg.store)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['store', ...p.path], message: p.message });
+    }
     const adminHost = cfg.listen.admin.replace(/:\d+$/, '');
     if (!isLoopbackHost(adminHost) && !cfg.admin.token) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['admin', 'token'], message: `required when the admin listener is not on loopback (listen.admin is ${cfg.listen.admin})` });
@@ -228,6 +282,7 @@ export type UpstreamConfig = ParsedConfig['upstreams'][string];
 export type KeetaUpstreamConfig = Extract<UpstreamConfig, { type: 'keeta' }>;
 export type KeySecureUpstreamConfig = Extract<UpstreamConfig, { type: 'keysecure' }>;
 export type StoreConfig = ParsedConfig['store'];
+export type RedisStoreConfig = Extract<StoreConfig, { type: 'redis' }>;
 export type CallerConfig = NonNullable<ParsedConfig['callers']>[number];
 export type RateLimitRuleConfig = UpstreamConfig['rateLimits'][number];
 export type RateLimitedConfig = KeySecureUpstreamConfig['onRateLimited'];

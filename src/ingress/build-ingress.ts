@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import { createRedisClient } from '../tokens/redis-connection.js';
 import type Koa from 'koa';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config/load.js';
@@ -108,10 +108,10 @@ export function buildIngress(deps: {
 }
 
 function defaultStore(config: Config, clock: Clock, log: Logger): IngressStore {
-  const s = config.store as { type: string; url?: string; keyPrefix?: string };
-  if (s.type !== 'redis' || !s.url) return new MemoryIngressStore(clock);
+  const s = config.store;
+  if (s.type !== 'redis') return new MemoryIngressStore(clock);
   // Connects on its first command: nothing is touched before the gateway serves.
-  const client = new Redis(s.url, { keyPrefix: s.keyPrefix ?? 'countersign:', maxRetriesPerRequest: 2, lazyConnect: true });
+  const client = createRedisClient(s, 'ingress', { keyPrefix: s.keyPrefix, queueWhileConnecting: true });
   let reported = false;
   client.on('error', (err: Error) => {
     if (!reported) log.warn({ err: err.message }, 'ingress state store (redis) unreachable');

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '../tokens/redis-connection.js';
 import type { Clock } from '../clock.js';
 
 /**

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '../tokens/redis-connection.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { GcraDecision } from './gcra.js';
@@ -116,6 +116,8 @@ export class SharedLimiter implements Limiter {
   /** Waits (up to `timeoutMs`) for the first connection, so a starting replica shares from its first request. */
   async open(timeoutMs = 2000): Promise<void> {
     if (this.#client.status === 'ready') return;
+    // A lazily connecting client starts here; a failure is retried in the background.
+    if (this.#client.status === 'wait') this.#client.connect().catch(() => {});
     await new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);

@@ -25,12 +25,13 @@ export function rateLimitStateFromConfig(config: Pick<ParsedConfig, 'store' | 'u
     clock: deps.clock,
     log: deps.log,
     onLocalDecision: (upstream) => deps.metrics.rateLimitLocalDecisions.inc({ upstream }),
-    secrets: [passwordOf(config.store.url)],
+    secrets: [passwordOf(config.store.url), config.store.password ?? '', config.store.sentinelPassword ?? ''],
   });
   return createRateLimitState(limiter, { keyPrefix: config.store.keyPrefix, shared: true });
 }
 
-function passwordOf(url: string): string {
+function passwordOf(url: string | undefined): string {
+  if (url === undefined) return '';
   try {
     return decodeURIComponent(new URL(url).password);
   } catch {

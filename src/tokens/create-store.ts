@@ -1,12 +1,13 @@
 import { FileStore } from './file-store.js';
 import { MemoryStore } from './memory-store.js';
+import type { RedisConnectionConfig } from './redis-connection.js';
 import { RedisStore } from './redis-store.js';
 import type { TokenStore } from './types.js';
 
 export type StoreConfig =
   | { type: 'memory'; maxEntries?: number }
   | { type: 'file'; path: string }
-  | { type: 'redis'; url: string; keyPrefix?: string };
+  | ({ type: 'redis'; keyPrefix?: string } & RedisConnectionConfig);
 
 export interface StoreHooks {
   /** true after each successful store operation, false after a failed one or a lost
@@ -24,11 +25,7 @@ export function createStore(cfg: StoreConfig, hooks: StoreHooks = {}): TokenStor
     case 'file':
       return new FileStore({ path: cfg.path, ...common });
     case 'redis':
-      return new RedisStore({
-        url: cfg.url,
-        ...(cfg.keyPrefix === undefined ? {} : { keyPrefix: cfg.keyPrefix }),
-        ...common,
-      });
+      return new RedisStore({ ...cfg, ...common });
     default: {
       const unknown: never = cfg;
       throw new TypeError(`unknown store type ${JSON.stringify((unknown as { type?: unknown }).type)}`);

@@ -17,7 +17,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { LocalLockTable, pairKey, type LockResult } from './local-lock.js';
 import { cloneRecord, copyRecordIn, parseTokenRecord, sortRecords } from './memory-store.js';
-import { StoreError, type PutResult, type StoreListener, type TokenRecord, type TokenStore } from './types.js';
+import { StoreError, type HeldLock, type PutResult, type StoreListener, type TokenRecord, type TokenStore } from './types.js';
 
 export interface FileStoreOptions {
   /** The token file. Its directory is created when missing. */
@@ -127,7 +127,7 @@ export class FileStore implements TokenStore {
     upstream: string,
     merchant: string,
     leaseMs: number,
-    fn: () => Promise<T>,
+    fn: (lock: HeldLock) => Promise<T>,
   ): Promise<LockResult<T>> {
     return this.#locks.withLock(pairKey(upstream, merchant), leaseMs, fn);
   }

@@ -7,6 +7,8 @@
  * holder whose lease expired can never release the lock of whoever took it over.
  */
 
+import { StoreError, type HeldLock } from './types.js';
+
 export type LockResult<T> = { acquired: true; value: T } | { acquired: false };
 
 /** Key of one (upstream, merchant) pair, unambiguous whatever characters the names hold. */
@@ -59,7 +61,7 @@ export class LocalLockTable {
     return true;
   }
 
-  async withLock<T>(key: string, leaseMs: number, fn: () => Promise<T>): Promise<LockResult<T>> {
+  async withLock<T>(key: string, leaseMs: number, fn: (lock: HeldLock) => Promise<T>): Promise<LockResult<T>> {
     const lease = checkLease(leaseMs);
     if (this.isLocked(key)) return { acquired: false };
     const entry: LockEntry = { expiresAt: this.#now() + lease };
@@ -73,8 +75,14 @@ export class LocalLockTable {
       }, every);
       timer.unref();
     }
+    const held: HeldLock = {
+      confirm: async () => {
+        if (this.#held.get(key) !== entry) throw new StoreError('the refresh lock was lost: its lease ran out');
+        entry.expiresAt = this.#now() + lease;
+      },
+    };
     try {
-      const value = await fn();
+      const value = await fn(held);
       return { acquired: true, value };
     } finally {
       if (timer !== undefined) clearInterval(timer);

@@ -6,7 +6,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import { LocalLockTable, pairKey, type LockResult } from './local-lock.js';
-import type { PutResult, StoreListener, TokenRecord, TokenStore } from './types.js';
+import type { HeldLock, PutResult, StoreListener, TokenRecord, TokenStore } from './types.js';
 
 /**
  * Checks that `value` is a well-formed token record and returns a fresh deep copy holding only
@@ -141,7 +141,7 @@ export class MemoryStore implements TokenStore {
     upstream: string,
     merchant: string,
     leaseMs: number,
-    fn: () => Promise<T>,
+    fn: (lock: HeldLock) => Promise<T>,
   ): Promise<LockResult<T>> {
     return this.#locks.withLock(pairKey(upstream, merchant), leaseMs, fn);
   }

@@ -1,4 +1,4 @@
-import type { StoreListener, TokenRecord, TokenStore } from './types.js';
+import type { HeldLock, StoreListener, TokenRecord, TokenStore } from './types.js';
 
 /**
  * Wraps any store and reports after every operation whether it succeeded: the source of
@@ -26,9 +26,10 @@ export function monitorStore(store: TokenStore, onStatus: (up: boolean) => void)
     withLock: async (u, m, lease, fn) => {
       let fnFailed = false;
       let fnError: unknown;
-      const wrapped = async () => {
+      const wrapped = async (lock: HeldLock) => {
+        const tracked: HeldLock = { confirm: () => track(() => lock.confirm()) };
         try {
-          return await fn();
+          return await fn(tracked);
         } catch (err) {
           fnFailed = true;
           fnError = err;

@@ -1,36 +1,44 @@
 /**
- * `redis` store: shared by every replica.
+ * `redis` store: shared by every replica. Works against one server, a Sentinel-managed master
+ * or a Redis Cluster (the client comes from redis-connection.ts).
  *
- * Key layout (names are URI-encoded inside keys, so ':' in a name is unambiguous):
- *   {prefix}token:{upstream}:{merchant}  string, the JSON record
- *   {prefix}index:{upstream}             set of the upstream's merchant names
- *   {prefix}upstreams                    set of upstream names that have records
- *   {prefix}lock:{upstream}:{merchant}   refresh lock: random owner id, PX lease
- *   {prefix}events                       pub/sub channel, messages {"upstream","merchant"}
+ * Key layout. Upstream and merchant names are URI-encoded inside keys, so ':' in a name is
+ * unambiguous and no name can contain '{' or '}'. The `{...}` part is the Cluster hash tag:
+ * every key of one merchant lands in the same slot, so each script below touches one slot.
+ *   {prefix}token:{<upstream>:<merchant>}  string, the JSON record
+ *   {prefix}lock:{<upstream>:<merchant>}   refresh lock: random owner id, PX lease
+ *   {prefix}index:{<upstream>}             set of the upstream's merchant names
+ *   {prefix}upstreams                      set of upstream names that ever had records
+ *   {prefix}events                         pub/sub channel, messages {"upstream","merchant"}
  *
- * `put` and `delete` are Lua scripts: the newer-wins check, the write, the index update and
- * the change notification happen atomically (a crash between write and publish cannot lose
- * a notification). Locks: SET NX PX, renewed by compare-and-pexpire while the holder runs,
- * released by compare-and-del (never someone else's lock).
+ * `put` and `delete` are one-key Lua scripts: the newer-wins check, the write and the change
+ * notification happen atomically (a crash between write and publish cannot lose a
+ * notification). The index sets live in other slots and are updated by separate commands,
+ * ordered so a crash leaves at worst an index entry without a record (skipped by `list`),
+ * never a record missing from the index. No command or transaction spans two slots.
+ *
+ * Locks: SET NX PX with a random owner value, renewed by compare-and-pexpire while the holder
+ * runs, released by compare-and-delete (never someone else's lock). An acquisition whose
+ * answer never arrived (Redis stalled, connection cut) may still be executed later by Redis:
+ * its owner value is then released in the background as soon as Redis answers, so a lock
+ * nobody believes it holds does not block renewals until its lease ends.
  *
  * Failure behaviour: no offline queue and no command retries, so when Redis is down every
  * operation fails at once with a StoreError; the connection keeps reconnecting in the
  * background (capped backoff) and the store works again as soon as Redis is back.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { Redis, type RedisOptions } from 'ioredis';
 import { checkLease, renewInterval, type LockResult } from './local-lock.js';
 import { copyRecordIn, parseTokenRecord, sortRecords } from './memory-store.js';
-import { StoreError, type PutResult, type StoreListener, type TokenRecord, type TokenStore } from './types.js';
+import { createRedisClient, describeRedisTarget, type RedisClient, type RedisConnectionConfig } from './redis-connection.js';
+import { StoreError, type HeldLock, type PutResult, type StoreListener, type TokenRecord, type TokenStore } from './types.js';
 
-export interface RedisStoreOptions {
-  /** e.g. redis://127.0.0.1:6379/0 (rediss:// for TLS). */
-  url: string;
+export interface RedisStoreOptions extends RedisConnectionConfig {
   /** Prefix of every key and of the channel. Default 'countersign:'. */
   keyPrefix?: string;
   /** Lease renewal period while a lock holder runs; default lease/3; 0 = never renew. */
   lockRenewEveryMs?: number;
-  /** Budget of `open()` and of one connection attempt. Default 2000. */
+  /** Budget of `open()` and of one connection attempt. Default 5000. */
   connectTimeoutMs?: number;
   /** A command without a reply within this fails. Default 2000. */
   commandTimeoutMs?: number;
@@ -47,7 +55,7 @@ class LuaScript {
 }
 
 /**
- * KEYS: record, index, upstreams. ARGV: json, issuedAt, merchant, upstream, channel, message.
+ * KEYS: record. ARGV: json, issuedAt, channel, message.
  * Writes unless the stored record has a strictly greater issuedAt. Returns 1 written, 0 stale.
  */
 const PUT = new LuaScript(`
@@ -62,20 +70,14 @@ if cur then
   end
 end
 redis.call('SET', KEYS[1], ARGV[1])
-redis.call('SADD', KEYS[2], ARGV[3])
-redis.call('SADD', KEYS[3], ARGV[4])
-redis.call('PUBLISH', ARGV[5], ARGV[6])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 `);
 
-/** KEYS: record, index, upstreams. ARGV: merchant, upstream, channel, message. */
+/** KEYS: record. ARGV: channel, message. */
 const DELETE = new LuaScript(`
 local n = redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[2], ARGV[1])
-if redis.call('SCARD', KEYS[2]) == 0 then
-  redis.call('SREM', KEYS[3], ARGV[2])
-end
-redis.call('PUBLISH', ARGV[3], ARGV[4])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
 return n
 `);
 
@@ -95,18 +97,10 @@ end
 return 0
 `);
 
-const MGET_CHUNK = 500;
-
-/** host:port/db of a Redis URL, without credentials. */
-function describeUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    const db = u.pathname && u.pathname !== '/' ? u.pathname : '';
-    return `${u.hostname}:${u.port || '6379'}${db}`;
-  } catch {
-    return '(unparseable url)';
-  }
-}
+/** Records fetched at once by `list` (one GET each: the keys live in different slots). */
+const GET_BATCH = 500;
+/** How long an acquisition of unknown outcome is cleaned up after, at most. */
+const ORPHAN_CLEANUP_MS = 120_000;
 
 /** An error's message, with any of `secrets` blanked out and its length bounded. */
 function describeError(err: unknown, secrets: readonly string[]): string {
@@ -119,45 +113,49 @@ function isNoScript(err: unknown): boolean {
   return err instanceof Error && err.message.startsWith('NOSCRIPT');
 }
 
+/** The key names of the layout above, exported for tests and tools. */
+export function redisKeys(prefix: string) {
+  const tag = (upstream: string, merchant: string) => `{${encodeURIComponent(upstream)}:${encodeURIComponent(merchant)}}`;
+  return {
+    record: (upstream: string, merchant: string) => `${prefix}token:${tag(upstream, merchant)}`,
+    lock: (upstream: string, merchant: string) => `${prefix}lock:${tag(upstream, merchant)}`,
+    index: (upstream: string) => `${prefix}index:{${encodeURIComponent(upstream)}}`,
+    upstreams: () => `${prefix}upstreams`,
+    channel: () => `${prefix}events`,
+  };
+}
+
 export class RedisStore implements TokenStore {
   readonly kind = 'redis' as const;
   readonly keyPrefix: string;
-  readonly #url: string;
+  readonly #connection: RedisConnectionConfig;
   readonly #where: string;
-  readonly #client: Redis;
-  readonly #options: RedisOptions;
+  readonly #client: RedisClient;
+  readonly #keys: ReturnType<typeof redisKeys>;
   readonly #renewEveryMs: number | undefined;
   readonly #connectTimeoutMs: number;
+  readonly #commandTimeoutMs: number;
   readonly #onStatus: ((up: boolean) => void) | undefined;
   readonly #listeners = new Set<StoreListener>();
-  #sub: Redis | undefined;
+  /** Background releases of acquisitions whose answer never arrived. */
+  readonly #orphans = new Set<NodeJS.Timeout>();
+  #sub: RedisClient | undefined;
   #closed = false;
 
   constructor(options: RedisStoreOptions) {
-    if (typeof options.url !== 'string' || options.url === '') {
-      throw new TypeError('redis store: url is required');
+    if (!options.url && !options.sentinels && !options.nodes) {
+      throw new TypeError('redis store: url, sentinels or nodes is required');
     }
-    this.#url = options.url;
-    this.#where = describeUrl(options.url);
+    this.#connection = options;
+    this.#where = describeRedisTarget(options);
     this.keyPrefix = options.keyPrefix ?? 'countersign:';
+    this.#keys = redisKeys(this.keyPrefix);
     if (options.lockRenewEveryMs !== undefined) renewInterval(1, options.lockRenewEveryMs);
     this.#renewEveryMs = options.lockRenewEveryMs;
-    this.#connectTimeoutMs = options.connectTimeoutMs ?? 2000;
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000;
+    this.#commandTimeoutMs = options.commandTimeoutMs ?? 2000;
     this.#onStatus = options.onStatus;
-    this.#options = {
-      lazyConnect: true,
-      // Fail fast: a command issued while disconnected is rejected at once, and a command in
-      // flight when the connection drops is rejected, never silently re-sent later.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      autoResubscribe: false,
-      connectTimeout: this.#connectTimeoutMs,
-      commandTimeout: options.commandTimeoutMs ?? 2000,
-      // Keep reconnecting in the background forever: 100 ms, 200 ms, ... capped at 2 s.
-      retryStrategy: (attempt: number) => Math.min(50 * 2 ** Math.min(attempt, 6), 2000),
-    };
-    this.#client = new Redis(this.#url, this.#options);
+    this.#client = this.#newClient('store', true);
     // A listener is required: without one ioredis prints every connection error.
     this.#client.on('error', () => this.#status(false));
     this.#client.on('close', () => this.#status(false));
@@ -178,23 +176,24 @@ export class RedisStore implements TokenStore {
 
   get(upstream: string, merchant: string): Promise<TokenRecord | undefined> {
     return this.#op('get', [], async () => {
-      const json = await this.#client.get(this.#recordKey(upstream, merchant));
+      const json = await this.#client.get(this.#keys.record(upstream, merchant));
       return json === null ? undefined : this.#parse(json, upstream, merchant);
     });
   }
 
   list(upstream?: string): Promise<TokenRecord[]> {
     return this.#op('list', [], async () => {
-      const upstreams =
-        upstream === undefined ? await this.#client.smembers(this.#upstreamsKey()) : [upstream];
+      const upstreams = upstream === undefined ? await this.#client.smembers(this.#keys.upstreams()) : [upstream];
       const out: TokenRecord[] = [];
       for (const u of upstreams) {
-        const merchants = await this.#client.smembers(this.#indexKey(u));
-        for (let i = 0; i < merchants.length; i += MGET_CHUNK) {
-          const chunk = merchants.slice(i, i + MGET_CHUNK);
-          const values = await this.#client.mget(...chunk.map((m) => this.#recordKey(u, m)));
+        const merchants = await this.#client.smembers(this.#keys.index(u));
+        for (let i = 0; i < merchants.length; i += GET_BATCH) {
+          const chunk = merchants.slice(i, i + GET_BATCH);
+          // One GET per key (no MGET: in a Cluster the keys live in different slots); ioredis
+          // writes them back to back, so a batch costs about one round trip.
+          const values = await Promise.all(chunk.map((m) => this.#client.get(this.#keys.record(u, m))));
           values.forEach((json, j) => {
-            // null: deleted between SMEMBERS and MGET.
+            // null: deleted between SMEMBERS and GET, or an index entry left by a crash.
             if (json !== null) out.push(this.#parse(json, u, chunk[j] ?? ''));
           });
         }
@@ -207,17 +206,13 @@ export class RedisStore implements TokenStore {
     const r = copyRecordIn(record);
     const secrets = [r.accessToken, r.refreshToken ?? ''];
     return this.#op('put', secrets, async () => {
+      // Index first: a crash after it leaves an entry without a record, which list() skips.
+      await this.#client.sadd(this.#keys.upstreams(), r.upstream);
+      await this.#client.sadd(this.#keys.index(r.upstream), r.merchant);
       const result = await this.#eval(
         PUT,
-        [this.#recordKey(r.upstream, r.merchant), this.#indexKey(r.upstream), this.#upstreamsKey()],
-        [
-          JSON.stringify(r),
-          String(r.issuedAt),
-          r.merchant,
-          r.upstream,
-          this.#channel(),
-          JSON.stringify({ upstream: r.upstream, merchant: r.merchant }),
-        ],
+        [this.#keys.record(r.upstream, r.merchant)],
+        [JSON.stringify(r), String(r.issuedAt), this.#keys.channel(), JSON.stringify({ upstream: r.upstream, merchant: r.merchant })],
       );
       return result === 1 ? 'written' : 'stale';
     });
@@ -225,11 +220,9 @@ export class RedisStore implements TokenStore {
 
   delete(upstream: string, merchant: string): Promise<void> {
     return this.#op('delete', [], async () => {
-      await this.#eval(
-        DELETE,
-        [this.#recordKey(upstream, merchant), this.#indexKey(upstream), this.#upstreamsKey()],
-        [merchant, upstream, this.#channel(), JSON.stringify({ upstream, merchant })],
-      );
+      await this.#eval(DELETE, [this.#keys.record(upstream, merchant)], [this.#keys.channel(), JSON.stringify({ upstream, merchant })]);
+      // Record first, index after: a crash in between leaves an index entry list() skips.
+      await this.#client.srem(this.#keys.index(upstream), merchant);
     });
   }
 
@@ -237,15 +230,21 @@ export class RedisStore implements TokenStore {
     upstream: string,
     merchant: string,
     leaseMs: number,
-    fn: () => Promise<T>,
+    fn: (lock: HeldLock) => Promise<T>,
   ): Promise<LockResult<T>> {
     const lease = checkLease(leaseMs);
     const every = renewInterval(lease, this.#renewEveryMs);
-    const key = this.#lockKey(upstream, merchant);
+    const key = this.#keys.lock(upstream, merchant);
     const owner = randomUUID();
-    const reply = await this.#op('withLock', [], () =>
-      this.#client.set(key, owner, 'PX', lease, 'NX'),
-    );
+    let reply: string | null;
+    try {
+      reply = await this.#op('withLock', [], () => this.#client.set(key, owner, 'PX', lease, 'NX'));
+    } catch (err) {
+      // The SET may have reached Redis and run (or run later, once a stalled Redis resumes):
+      // then a lock exists that nobody believes they hold. Release it as soon as Redis answers.
+      this.#releaseOrphan(key, owner);
+      throw err;
+    }
     if (reply !== 'OK') return { acquired: false };
 
     let stopped = false;
@@ -269,8 +268,17 @@ export class RedisStore implements TokenStore {
     };
     if (every > 0) scheduleRenewal();
 
+    const held: HeldLock = {
+      confirm: async () => {
+        const renewed = await this.#op('confirm lock', [], () => this.#eval(RENEW, [key], [owner, String(lease)]));
+        if (renewed !== 1) {
+          stopped = true;
+          throw new StoreError(`redis store: the refresh lock of ${upstream} merchant ${JSON.stringify(merchant)} was lost (its lease ran out)`);
+        }
+      },
+    };
     try {
-      const value = await fn();
+      const value = await fn(held);
       return { acquired: true, value };
     } finally {
       stopped = true;
@@ -279,15 +287,16 @@ export class RedisStore implements TokenStore {
         await this.#eval(RELEASE, [key], [owner]);
         this.#status(true);
       } catch {
-        // Redis unreachable: the lease releases the lock when it runs out.
+        // Unknown whether the release ran: keep trying; the lease ends it anyway.
         this.#status(false);
+        this.#releaseOrphan(key, owner);
       }
     }
   }
 
   isLocked(upstream: string, merchant: string): Promise<boolean> {
     return this.#op('isLocked', [], async () => {
-      return (await this.#client.exists(this.#lockKey(upstream, merchant))) === 1;
+      return (await this.#client.exists(this.#keys.lock(upstream, merchant))) === 1;
     });
   }
 
@@ -310,6 +319,8 @@ export class RedisStore implements TokenStore {
     if (this.#closed) return;
     this.#closed = true;
     this.#listeners.clear();
+    for (const t of this.#orphans) clearTimeout(t);
+    this.#orphans.clear();
     const sub = this.#sub;
     this.#sub = undefined;
     sub?.disconnect();
@@ -326,24 +337,40 @@ export class RedisStore implements TokenStore {
 
   // ---------------------------------------------------------------------------------------
 
-  #recordKey(upstream: string, merchant: string): string {
-    return `${this.keyPrefix}token:${encodeURIComponent(upstream)}:${encodeURIComponent(merchant)}`;
+  #newClient(role: string, lazy: boolean): RedisClient {
+    return createRedisClient(this.#connection, role, {
+      connectTimeoutMs: this.#connectTimeoutMs,
+      commandTimeoutMs: this.#commandTimeoutMs,
+      lazyConnect: lazy,
+    });
   }
 
-  #indexKey(upstream: string): string {
-    return `${this.keyPrefix}index:${encodeURIComponent(upstream)}`;
-  }
-
-  #upstreamsKey(): string {
-    return `${this.keyPrefix}upstreams`;
-  }
-
-  #lockKey(upstream: string, merchant: string): string {
-    return `${this.keyPrefix}lock:${encodeURIComponent(upstream)}:${encodeURIComponent(merchant)}`;
-  }
-
-  #channel(): string {
-    return `${this.keyPrefix}events`;
+  /**
+   * Compare-and-delete `owner`'s lock in the background, every 250 ms until Redis answers
+   * (either way: deleted, or not ours / not there), for at most ORPHAN_CLEANUP_MS. Commands
+   * on one connection run in order, so a release sent after a stalled SET runs after it.
+   */
+  #releaseOrphan(key: string, owner: string): void {
+    const deadline = Date.now() + ORPHAN_CLEANUP_MS;
+    const attempt = (): void => {
+      const timer = setTimeout(() => {
+        this.#orphans.delete(timer);
+        if (this.#closed) return;
+        this.#eval(RELEASE, [key], [owner]).then(
+          () => this.#status(true),
+          () => {
+            if (Date.now() < deadline) attempt();
+          },
+        );
+      }, 250);
+      timer.unref();
+      this.#orphans.add(timer);
+    };
+    // The first try goes out at once, right behind the SET on the same connection.
+    this.#eval(RELEASE, [key], [owner]).then(
+      () => this.#status(true),
+      () => attempt(),
+    );
   }
 
   #status(up: boolean): void {
@@ -398,7 +425,7 @@ export class RedisStore implements TokenStore {
   }
 
   /** Resolves once `client` is ready; rejects on the first failed attempt or the timeout. */
-  #waitReady(client: Redis): Promise<void> {
+  #waitReady(client: RedisClient): Promise<void> {
     if (client.status === 'ready') return Promise.resolve();
     if (client.status === 'end') return Promise.reject(new Error('connection closed'));
     if (client.status === 'wait') client.connect().catch(() => {}); // outcome arrives as events
@@ -435,21 +462,21 @@ export class RedisStore implements TokenStore {
 
   #ensureSubscriber(): void {
     if (this.#sub !== undefined) return;
-    const sub = new Redis(this.#url, { ...this.#options, lazyConnect: false });
+    const sub = this.#newClient('events', false);
     this.#sub = sub;
     sub.on('error', () => {}); // reconnects by itself; the main connection reports status
     sub.on('ready', () => {
       void this.#activate(sub);
     });
     sub.on('message', (channel: string, message: string) => {
-      if (channel === this.#channel()) this.#onMessage(message);
+      if (channel === this.#keys.channel()) this.#onMessage(message);
     });
   }
 
   /** (Re)subscribe after a (re)connection, then tell listeners to resync. */
-  async #activate(sub: Redis): Promise<void> {
+  async #activate(sub: RedisClient): Promise<void> {
     try {
-      await sub.subscribe(this.#channel());
+      await sub.subscribe(this.#keys.channel());
     } catch {
       return; // the connection dropped again; the next 'ready' retries
     }

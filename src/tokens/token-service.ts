@@ -3,7 +3,7 @@ import { GatewayError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics, RefreshTrigger, TokenSnapshot, TokenState } from '../metrics.js';
 import { TokenCache } from './token-cache.js';
-import { KEYSECURE_MERCHANT, StoreError, type TokenRecord, type TokenStore } from './types.js';
+import { KEYSECURE_MERCHANT, StoreError, type HeldLock, type TokenRecord, type TokenStore } from './types.js';
 
 /**
  * The token lifecycle of one upstream, whatever its protocol: serve the cached token, renew it
@@ -32,8 +32,13 @@ export interface TokenServiceOptions {
   refreshBeforeMs: number;
   /** Minimum time between two renewals of one merchant (Keeta: 60 s). */
   spacingMs: number;
-  /** Lease of the store lock held while a renewal runs. */
+  /** Lease of the store lock held while a renewal runs (renewed while it runs). */
   lockLeaseMs?: number;
+  /**
+   * Longest a caller's request waits for a renewal (its own or another process's) before it
+   * gets TOKEN_UNAVAILABLE; the renewal itself goes on. The upstream's `timeout`; 0 = no bound.
+   */
+  waitMs?: number;
   /** How often a waiter polls the store while another process renews. */
   waitPollMs?: number;
   /** Largest backoff after repeated failures. */
@@ -78,7 +83,7 @@ export class TokenService {
   #closing = false;
 
   constructor(options: TokenServiceOptions) {
-    this.#o = { lockLeaseMs: 30_000, waitPollMs: 50, maxBackoffMs: 15 * 60_000, writeRetryMs: 20_000, ...options };
+    this.#o = { lockLeaseMs: 30_000, waitMs: 0, waitPollMs: 50, maxBackoffMs: 15 * 60_000, writeRetryMs: 20_000, ...options };
     this.upstream = options.upstream;
   }
 
@@ -89,19 +94,35 @@ export class TokenService {
    */
   async current(merchant: string): Promise<TokenRecord | undefined> {
     const o = this.#o;
-    let rec = o.cache.get(this.upstream, merchant);
+    const cached = o.cache.get(this.upstream, merchant);
+    if (cached) {
+      const now = o.clock.now();
+      // The hot path: a cached token outside its window, no store I/O and no timer.
+      if (now < cached.expiresAt - o.refreshBeforeMs) return cached;
+      if (now < cached.expiresAt) {
+        if (!this.#inBackoff(merchant, now)) this.#refresh(merchant, 'on_demand').catch(() => {});
+        return cached;
+      }
+    }
+    // Expired or not cached: the caller waits for the store or a renewal, at most waitMs.
+    return this.#bounded(this.#currentSlow(merchant, cached), merchant);
+  }
+
+  async #currentSlow(merchant: string, cached: TokenRecord | undefined): Promise<TokenRecord | undefined> {
+    const o = this.#o;
+    let rec = cached;
     if (!rec) rec = await this.#load(merchant);
-    if (!rec) return o.source.obtainsFromNothing ? this.refresh(merchant, 'on_demand') : undefined;
+    if (!rec) return o.source.obtainsFromNothing ? this.#refresh(merchant, 'on_demand') : undefined;
     if (rec.revokedAt !== undefined) {
       throw tokenUnavailable(`merchant "${merchant}" of ${this.upstream} revoked its authorization; it must connect again`, 3_600_000);
     }
     const now = o.clock.now();
     if (now < rec.expiresAt - o.refreshBeforeMs) return rec;
     if (now < rec.expiresAt) {
-      if (!this.#inBackoff(merchant, now)) this.refresh(merchant, 'on_demand').catch(() => {});
+      if (!this.#inBackoff(merchant, now)) this.#refresh(merchant, 'on_demand').catch(() => {});
       return rec;
     }
-    return this.refresh(merchant, 'on_demand');
+    return this.#refresh(merchant, 'on_demand');
   }
 
   /**
@@ -109,6 +130,29 @@ export class TokenService {
    * other, newer token in the store is taken instead of renewing again.
    */
   refresh(merchant: string, trigger: RefreshTrigger, rejectedToken?: string): Promise<TokenRecord> {
+    const p = this.#refresh(merchant, trigger, rejectedToken);
+    // A caller's request waits at most waitMs; the admin API and the scheduler wait it out.
+    return trigger === 'on_demand' || trigger === 'rejected' ? this.#bounded(p, merchant) : p;
+  }
+
+  /**
+   * `p`, or TOKEN_UNAVAILABLE once `waitMs` has passed (the renewal behind `p` goes on and
+   * its result is used by later requests).
+   */
+  #bounded<T>(p: Promise<T>, merchant: string): Promise<T> {
+    const ms = this.#o.waitMs;
+    if (!(ms > 0)) return p;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(tokenUnavailable(`the ${this.upstream} token of merchant "${merchant}" is being renewed and was not ready within ${ms} ms`, 2000)),
+        ms,
+      );
+    });
+    return Promise.race([p, late]).finally(() => clearTimeout(timer));
+  }
+
+  #refresh(merchant: string, trigger: RefreshTrigger, rejectedToken?: string): Promise<TokenRecord> {
     const key = TokenCache.key(this.upstream, merchant);
     const running = this.#inflight.get(key);
     if (running) return running;
@@ -249,15 +293,17 @@ export class TokenService {
     const key = TokenCache.key(this.upstream, merchant);
     const before = o.cache.get(this.upstream, merchant);
     let attempted = false;
+    /** A token obtained under the lock whose write failed, with the failure. */
+    let unwritten: { rec: TokenRecord; cause: unknown } | undefined;
     try {
       const pending = this.#pendingWrites.get(key);
-      if (pending) {
+      if (pending && (!before || pending.issuedAt > before.issuedAt)) {
         // The upstream already rotated the pair; the new one only awaits its write.
         await this.#persist(pending);
         this.#clearState(key);
         return this.#adopt(pending);
       }
-      const outcome = await o.store.withLock(this.upstream, merchant, o.lockLeaseMs, async () => {
+      const underLock = async (lock: HeldLock): Promise<TokenRecord> => {
         let stored = await o.store.get(this.upstream, merchant);
         // The store may hold an older pair than this process, or none (a Redis restored from an
         // older snapshot, a lagging replica promoted, data lost in a restart). Only the newest
@@ -280,9 +326,22 @@ export class TokenService {
             stored.refreshedAt + o.spacingMs - now,
           );
         }
+        // Still ours, with a full lease from now: the token call (at most the upstream's
+        // timeout) ends before the lease does even if Redis cannot be reached to renew it.
+        await lock.confirm();
         attempted = true;
         const next = await o.source.obtain(merchant, stored);
         o.metrics.tokenRefreshes.inc({ upstream: this.upstream, trigger, result: 'success' });
+        if (o.source.obtainsFromNothing) {
+          // No single-use secret to protect: use the new token now, write it when the store answers.
+          try {
+            const written = await o.store.put(next);
+            if (written === 'stale') return (await o.store.get(this.upstream, merchant)) ?? next;
+          } catch (err) {
+            unwritten = { rec: next, cause: err };
+          }
+          return next;
+        }
         try {
           // Retried while the lock is held, so no other replica renews from the old pair.
           const written = await this.#persistHoldingLock(next);
@@ -297,14 +356,28 @@ export class TokenService {
           throw storeUnavailable(err);
         }
         return next;
-      });
-      const rec = outcome.acquired ? outcome.value : await this.#waitForOther(merchant, before, rejectedToken);
+      };
+      let outcome = await o.store.withLock(this.upstream, merchant, o.lockLeaseMs, underLock);
+      let rec = outcome.acquired ? outcome.value : await this.#waitForOther(merchant, before, rejectedToken);
+      if (rec === undefined) {
+        // The holder let go without a usable result, and a token can be had from nothing: renew.
+        outcome = await o.store.withLock(this.upstream, merchant, o.lockLeaseMs, underLock);
+        rec = outcome.acquired ? outcome.value : await this.#waitForOther(merchant, before, rejectedToken);
+        if (rec === undefined) throw tokenUnavailable(`another instance renewed the ${this.upstream} token without a usable result`, 5000);
+      }
       this.#clearState(key);
       if (outcome.acquired && attempted) {
         o.log.info({ ...logFields(this.upstream, merchant), trigger, expiresAt: new Date(rec.expiresAt).toISOString() }, 'token renewed');
       }
-      return this.#adopt(rec);
+      const adopted = this.#adopt(rec);
+      if (unwritten?.rec === rec) this.#deferWrite(key, adopted, unwritten.cause);
+      return adopted;
     } catch (err) {
+      if (!attempted && isStoreFailure(err) && !this.#closing) {
+        // The store cannot be reached, so neither can the cross-replica lock.
+        if (o.source.obtainsFromNothing) return this.#renewWithoutLock(merchant, trigger, before, err);
+        this.#keepCurrent(merchant, trigger, before, err);
+      }
       if (attempted && !(err instanceof GatewayError && err.code === 'STORE_UNAVAILABLE')) {
         o.metrics.tokenRefreshes.inc({ upstream: this.upstream, trigger, result: 'failure' });
       }
@@ -312,8 +385,62 @@ export class TokenService {
     }
   }
 
+  /**
+   * Degraded mode, for a token that can be obtained from nothing (KeySecure): renew without the
+   * cross-replica lock (this process still renews once at a time: single-flight), use the new
+   * token at once, and write it to the store as soon as the store answers again. A few
+   * duplicate token calls across replicas are the price; a stalled Redis must not stop traffic.
+   */
+  async #renewWithoutLock(merchant: string, trigger: RefreshTrigger, before: TokenRecord | undefined, cause: unknown): Promise<TokenRecord> {
+    const o = this.#o;
+    const key = TokenCache.key(this.upstream, merchant);
+    o.metrics.storeDegraded.inc({ upstream: this.upstream, action: 'renewed_without_lock' });
+    o.log.warn(
+      { ...logFields(this.upstream, merchant), trigger, err: describe(cause) },
+      'token store unreachable: renewing without the cross-replica lock; the token is written to the store once it answers',
+    );
+    let next: TokenRecord;
+    try {
+      next = await o.source.obtain(merchant, before);
+    } catch (err) {
+      o.metrics.tokenRefreshes.inc({ upstream: this.upstream, trigger, result: 'failure' });
+      throw this.#recordFailure(key, merchant, trigger, err, true);
+    }
+    o.metrics.tokenRefreshes.inc({ upstream: this.upstream, trigger, result: 'success' });
+    this.#clearState(key);
+    const adopted = this.#adopt(next);
+    this.#deferWrite(key, adopted);
+    return adopted;
+  }
+
+  /**
+   * Degraded mode, for a single-use refresh token (Keeta): never refresh without the lock (a
+   * refresh token must not be spent twice). The current token keeps serving while it is valid.
+   */
+  #keepCurrent(merchant: string, trigger: RefreshTrigger, before: TokenRecord | undefined, cause: unknown): void {
+    const o = this.#o;
+    o.metrics.storeDegraded.inc({ upstream: this.upstream, action: 'kept_current_token' });
+    const valid = before !== undefined && o.clock.now() < before.expiresAt;
+    o.log.warn(
+      { ...logFields(this.upstream, merchant), trigger, currentTokenValid: valid, err: describe(cause) },
+      'token store unreachable: no refresh without the cross-replica lock; the current token stays in use',
+    );
+  }
+
+  /** A token in use that the store does not have yet: written every second until it lands. */
+  #deferWrite(key: string, rec: TokenRecord, cause?: unknown): void {
+    this.#pendingWrites.set(key, rec);
+    this.#schedulePendingWrites();
+    if (cause !== undefined) {
+      this.#o.log.warn(
+        { ...logFields(this.upstream, rec.merchant), err: describe(cause) },
+        'renewed token is in use but could not be written to the store yet; the write is retried',
+      );
+    }
+  }
+
   /** Another process holds the lock: wait until it publishes a newer pair or lets go. */
-  async #waitForOther(merchant: string, before: TokenRecord | undefined, rejectedToken: string | undefined): Promise<TokenRecord> {
+  async #waitForOther(merchant: string, before: TokenRecord | undefined, rejectedToken: string | undefined): Promise<TokenRecord | undefined> {
     const o = this.#o;
     // Real time, not the injected clock: this is how long we are willing to wait, not a token time.
     const deadline = Date.now() + o.lockLeaseMs + 2000;
@@ -327,6 +454,7 @@ export class TokenService {
         const last = await o.store.get(this.upstream, merchant);
         if (last && (isNewer(last, before, rejectedToken) || !before)) return last;
         if (before && o.clock.now() < before.expiresAt && !rejectedToken) return before;
+        if (o.source.obtainsFromNothing) return undefined;
         throw tokenUnavailable(`another instance renewed the ${this.upstream} token without a usable result`, 5000);
       }
       if (Date.now() > deadline) {
@@ -416,8 +544,15 @@ export class TokenFetchError extends Error {
   override readonly name = 'TokenFetchError';
 }
 
+/** The store could not be reached (as opposed to the upstream refusing something). */
+function isStoreFailure(err: unknown): boolean {
+  return err instanceof StoreError || (err instanceof GatewayError && err.code === 'STORE_UNAVAILABLE');
+}
+
 function isNewer(stored: TokenRecord, before: TokenRecord | undefined, rejectedToken: string | undefined): boolean {
-  if (rejectedToken !== undefined) return stored.accessToken !== rejectedToken;
+  // Another token only counts when it is newer than ours too: two replicas that each renewed
+  // while the store was unreachable hold different tokens, and the other one may be as dead.
+  if (rejectedToken !== undefined) return stored.accessToken !== rejectedToken && (before === undefined || stored.issuedAt >= before.issuedAt);
   return before !== undefined && stored.issuedAt > before.issuedAt;
 }
 

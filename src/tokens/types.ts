@@ -58,13 +58,14 @@ export interface TokenStore {
   /**
    * Run `fn` while holding the refresh lock for (upstream, merchant) across every process that
    * shares the store. The lock has a lease of `leaseMs`, renewed while `fn` runs and released
-   * when it settles. Resolves `{ acquired: false }` at once when someone else holds it.
+   * when it settles (only by its owner). Resolves `{ acquired: false }` at once when someone
+   * else holds it. Throws StoreError when the store cannot be asked.
    */
   withLock<T>(
     upstream: string,
     merchant: string,
     leaseMs: number,
-    fn: () => Promise<T>,
+    fn: (lock: HeldLock) => Promise<T>,
   ): Promise<{ acquired: true; value: T } | { acquired: false }>;
 
   /** True while someone (any process) holds the lock. */
@@ -78,6 +79,16 @@ export interface TokenStore {
   subscribe(listener: StoreListener): () => void;
 
   close(): Promise<void>;
+}
+
+/** The lock `fn` holds inside `withLock`. */
+export interface HeldLock {
+  /**
+   * Confirm the lock is still ours and start a full lease from now; throws StoreError when it
+   * is not (the lease ran out) or the store cannot be asked. Called right before an action
+   * that must not run twice (spending a single-use refresh token).
+   */
+  confirm(): Promise<void>;
 }
 
 export interface StoreListener {

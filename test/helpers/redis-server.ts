@@ -45,7 +45,7 @@ async function freePort(): Promise<number> {
  */
 export async function startPrivateRedis(
   opts: { persist?: boolean } = {},
-): Promise<{ url: string; stop(): Promise<void>; start(): Promise<void>; dispose(): Promise<void> }> {
+): Promise<{ url: string; port: number; stop(): Promise<void>; start(): Promise<void>; pause(): void; resume(): void; kill(): Promise<void>; dispose(): Promise<void> }> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'cs-redis-'));
   let child: ChildProcess | undefined;
@@ -69,17 +69,32 @@ export async function startPrivateRedis(
   };
   const stop = async () => {
     const c = child;
-    if (!c || c.exitCode !== null) return;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
     await new Promise<void>((res) => {
       c.once('exit', () => res());
+      c.kill('SIGCONT'); // a paused server cannot act on SIGTERM
       c.kill('SIGTERM');
     });
   };
   await start();
   return {
     url: `redis://127.0.0.1:${port}/0`,
+    port,
     start,
     stop,
+    /** SIGSTOP: the server stalls with its connections open (a frozen VM, a long fork). */
+    pause: () => void child?.kill('SIGSTOP'),
+    resume: () => void child?.kill('SIGCONT'),
+    /** SIGKILL: gone at once, nothing saved. */
+    async kill() {
+      const c = child;
+      if (!c || c.exitCode !== null || c.signalCode !== null) return;
+      await new Promise<void>((res) => {
+        c.once('exit', () => res());
+        c.kill('SIGCONT');
+        c.kill('SIGKILL');
+      });
+    },
     async dispose() {
       await stop();
       rmSync(dir, { recursive: true, force: true });

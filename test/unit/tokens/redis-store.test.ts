@@ -7,7 +7,7 @@ import test, { type ExecutionContext } from 'ava';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { RedisStore, type RedisStoreOptions } from '../../../src/tokens/redis-store.js';
+import { RedisStore, redisKeys, type RedisStoreOptions } from '../../../src/tokens/redis-store.js';
 import { createStore } from '../../../src/tokens/create-store.js';
 import { StoreError, type StoreListener, type TokenRecord } from '../../../src/tokens/types.js';
 import { deferred, record, storeContract } from './store-contract.js';
@@ -91,18 +91,39 @@ function within<T>(ms: number, promise: Promise<T>, what: string): Promise<T> {
   ]);
 }
 
-test('redis: key layout: one key per record plus the upstream indexes', async (t) => {
+/** The part of a key Redis Cluster hashes (cluster spec: the first {...} with something inside). */
+function hashTag(key: string): string {
+  const open = key.indexOf('{');
+  if (open === -1) return key;
+  const close = key.indexOf('}', open + 1);
+  if (close === -1 || close === open + 1) return key;
+  return key.slice(open + 1, close);
+}
+
+test('redis: key layout: one key per record plus the upstream indexes; a merchant\'s keys share one hash slot', async (t) => {
   const keyPrefix = uniquePrefix(t);
   const store = await openRedis(t, { keyPrefix });
   t.is(store.kind, 'redis');
   const r = record({ upstream: 'keeta', merchant: 'm:1' });
   await store.put(r);
-  const raw = await admin.get(`${keyPrefix}token:keeta:m%3A1`);
+  const raw = await admin.get(`${keyPrefix}token:{keeta:m%3A1}`);
   t.deepEqual(JSON.parse(raw ?? 'null') as TokenRecord, r);
-  t.deepEqual(await admin.smembers(`${keyPrefix}index:keeta`), ['m:1']);
+  t.deepEqual(await admin.smembers(`${keyPrefix}index:{keeta}`), ['m:1']);
   t.deepEqual(await admin.smembers(`${keyPrefix}upstreams`), ['keeta']);
+  const held = await store.withLock('keeta', 'm:1', 5000, async () => admin.get(`${keyPrefix}lock:{keeta:m%3A1}`));
+  t.true(held.acquired && typeof held.value === 'string' && held.value.length >= 32, 'the lock holds a random owner id');
   await store.delete('keeta', 'm:1');
-  t.is(await admin.exists(`${keyPrefix}token:keeta:m%3A1`, `${keyPrefix}index:keeta`, `${keyPrefix}upstreams`), 0);
+  t.is(await admin.exists(`${keyPrefix}token:{keeta:m%3A1}`, `${keyPrefix}index:{keeta}`, `${keyPrefix}lock:{keeta:m%3A1}`), 0);
+});
+
+test('redis: key names: record and lock of one merchant share a hash tag; braces in names cannot move it', (t) => {
+  const keys = redisKeys('countersign:');
+  for (const [u, m] of [['keeta', 'brand-1'], ['keeta', 'a}{b'], ['ks', '_'], ['x{y', 'm']] as const) {
+    t.is(hashTag(keys.record(u, m)), hashTag(keys.lock(u, m)), `${u}/${m}`);
+    t.is(hashTag(keys.record(u, m)), `${encodeURIComponent(u)}:${encodeURIComponent(m)}`);
+  }
+  t.not(hashTag(keys.record('keeta', 'm1')), hashTag(keys.record('keeta', 'm2')), 'merchants spread over slots');
+  t.is(hashTag(keys.index('keeta')), 'keeta');
 });
 
 test('redis: two instances: a lock held by one is refused to the other', async (t) => {
@@ -130,11 +151,11 @@ test('redis: two instances: a lock held by one is refused to the other', async (
 test('redis: a dead holder\'s lock is taken over once its lease runs out, and never deleted early', async (t) => {
   const keyPrefix = uniquePrefix(t);
   const store = await openRedis(t, { keyPrefix });
-  const lockKey = `${keyPrefix}lock:keeta:m1`;
-  await admin.set(lockKey, 'another-replica', 'PX', 1000);
+  const lockKey = `${keyPrefix}lock:{keeta:m1}`;
+  await admin.set(lockKey, 'another-replica', 'PX', 4000);
   t.deepEqual(await store.withLock('keeta', 'm1', 1000, async () => 'x'), { acquired: false });
   t.is(await admin.get(lockKey), 'another-replica', 'a refused attempt leaves the lock alone');
-  await sleep(1300);
+  await sleep(4300);
   t.deepEqual(await store.withLock('keeta', 'm1', 1000, async () => 'x'), { acquired: true, value: 'x' });
   t.is(await admin.exists(lockKey), 0, 'released');
 });
@@ -267,7 +288,7 @@ test('redis: a corrupt record is an error, never a token in a message', async (t
   const keyPrefix = uniquePrefix(t);
   const store = await openRedis(t, { keyPrefix });
   await store.put(record());
-  await admin.set(`${keyPrefix}token:keeta:m1`, '{"accessToken":"leaky-secret",');
+  await admin.set(`${keyPrefix}token:{keeta:m1}`, '{"accessToken":"leaky-secret",');
   const err = await t.throwsAsync(store.get('keeta', 'm1'), { instanceOf: StoreError });
   t.false(err?.message.includes('leaky-secret'));
   await t.throwsAsync(store.list(), { instanceOf: StoreError });
@@ -296,5 +317,5 @@ test('redis: createStore builds a redis store with the hooks', async (t) => {
   await store.open();
   await store.put(record());
   t.true(seen.includes(true));
-  t.is(await admin.exists(`${keyPrefix}token:keeta:m1`), 1);
+  t.is(await admin.exists(`${keyPrefix}token:{keeta:m1}`), 1);
 });
