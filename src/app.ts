@@ -13,6 +13,8 @@ import { createKeySecureTokenSource } from './keysecure/token-source.js';
 import { UpstreamClock } from './keysecure/upstream-clock.js';
 import { buildIngress, ingressUpstreams } from './ingress/build-ingress.js';
 import type { IngressStore } from './ingress/state-store.js';
+import { buildRateLimits, type RateLimitState } from './limits/rate-limits.js';
+import { rateLimitStateFromConfig } from './limits/state-from-config.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createForwarder, type Forwarder } from './proxy/forwarder.js';
@@ -23,6 +25,9 @@ import { monitorStore } from './tokens/monitored-store.js';
 import { TokenCache } from './tokens/token-cache.js';
 import { TokenService } from './tokens/token-service.js';
 import type { TokenRecord, TokenStore } from './tokens/types.js';
+import { warmUpHotPath } from './warm-up.js';
+import type { KeetaUpstreamConfig, KeySecureUpstreamConfig } from './config/schema.js';
+import { LiveConfig } from './reload/live-config.js';
 
 export interface AppDeps {
   config: Config;
@@ -38,10 +43,16 @@ export interface AppDeps {
   storeRetryMs?: number;
   /** Shared ingress state (OAuth states, claimed codes, delivered message ids); defaults to the one the store config implies. */
   ingressStore?: IngressStore;
+  /** Rate-limit budgets and cooldowns; defaults to Redis-shared ones with a redis store, else per process. */
+  rateLimitState?: RateLimitState;
+  /** Requests sent through a throwaway copy of the pipeline at start, before readiness (warm-up.ts); 0 or absent: none. */
+  warmUpRequests?: number;
+  /** Upper bound on the warm-up's duration (default 0.5 s). */
+  warmUpMaxMs?: number;
 }
 
+/** What lives as long as the process for one upstream: its tokens survive every reload. */
 export interface UpstreamRuntime extends AdminUpstream {
-  handler: UpstreamHandler;
   upstreamClock?: UpstreamClock;
 }
 
@@ -58,6 +69,10 @@ export interface App {
   readonly store: TokenStore;
   readonly cache: TokenCache;
   readonly upstreams: ReadonlyMap<string, UpstreamRuntime>;
+  /** Rate-limit budgets and cooldowns: rebuild the rules with buildRateLimits(config.upstreams, {state: this, ...}). */
+  readonly rateLimitState: RateLimitState;
+  /** The config in force and everything built from it; `live.apply()` is how a reload lands. */
+  readonly live: LiveConfig;
   readonly log: Logger;
   /** Open the store, warm the cache, subscribe to changes, start the schedulers. */
   start(): Promise<void>;
@@ -87,6 +102,9 @@ export function buildApp(deps: AppDeps): App {
   });
   const forwarder = deps.forwarder ?? createForwarder();
   const cache = new TokenCache();
+  const live = new LiveConfig(config);
+  metrics.configLastReloadSuccessful.set(1);
+  metrics.configLastReloadSuccess.set(clock.now() / 1000);
 
   let storeUp = false;
   let opened = false;
@@ -101,28 +119,46 @@ export function buildApp(deps: AppDeps): App {
   metrics.storeUp.set({ store: baseStore.kind }, 0);
   const store = monitorStore(baseStore, setStoreUp);
 
+  // Token services (and the KeySecure clock) are built once and kept across reloads; their
+  // token sources read the upstream's config in force at each call. Handlers are rebuilt per
+  // config: a request keeps the handler, and so the config, it started with.
   const upstreams = new Map<string, UpstreamRuntime>();
   for (const [name, cfg] of Object.entries(config.upstreams)) {
     const common = { upstream: name, store, cache, clock, metrics, log, refreshBeforeMs: cfg.refreshBefore };
     if (cfg.type === 'keeta') {
-      const tokens = new TokenService({ ...common, source: createKeetaTokenSource(name, cfg, forwarder, clock), spacingMs: cfg.refreshSpacing });
-      upstreams.set(name, { name, type: 'keeta', tokens, handler: createKeetaHandler({ name, cfg, tokens, cache, clock }) });
+      const current = () => live.current.upstreams[name] as KeetaUpstreamConfig;
+      const tokens = new TokenService({ ...common, source: createKeetaTokenSource(name, current, forwarder, clock), spacingMs: cfg.refreshSpacing });
+      upstreams.set(name, { name, type: 'keeta', tokens });
     } else {
+      const current = () => live.current.upstreams[name] as KeySecureUpstreamConfig;
       const upstreamClock = new UpstreamClock(clock, cfg.timestampMargin, (s) => metrics.clockOffset.set({ upstream: name }, s));
+      live.onApplied(() => upstreamClock.setMargin(current().timestampMargin));
       const tokens = new TokenService({
         ...common,
-        source: createKeySecureTokenSource(name, cfg, forwarder, clock, upstreamClock),
+        source: createKeySecureTokenSource(name, current, forwarder, clock, upstreamClock),
         spacingMs: 0,
       });
-      upstreams.set(name, {
-        name,
-        type: 'keysecure',
-        tokens,
-        upstreamClock,
-        handler: createKeySecureHandler({ name, cfg, tokens, upstreamClock, log }),
-      });
+      upstreams.set(name, { name, type: 'keysecure', tokens, upstreamClock });
     }
   }
+  const buildHandler = (name: string, cfg: Config['upstreams'][string]): UpstreamHandler => {
+    const u = upstreams.get(name)!;
+    return cfg.type === 'keeta'
+      ? createKeetaHandler({ name, cfg, tokens: u.tokens, cache, clock })
+      : createKeySecureHandler({ name, cfg, tokens: u.tokens, upstreamClock: u.upstreamClock!, log });
+  };
+  // Rate-limit budgets and cooldowns live as long as the process (shared through Redis with a
+  // redis store); the per-upstream rules are rebuilt against them from each config.
+  const rateLimitState = deps.rateLimitState ?? rateLimitStateFromConfig(config, { clock, log, metrics });
+  /** The proxy's view of the config, read once per request. */
+  const proxyConfig = live.derive((cfg) => ({
+    handlers: new Map([...upstreams.keys()].map((n) => [n, buildHandler(n, cfg.upstreams[n]!)])),
+    callers: createCallerAuthenticator(cfg.callers),
+    maxBodyBytes: cfg.limits.maxBodyBytes,
+    // Only the upstreams running since start: an upstream added by a reload waits for a restart.
+    rateLimits: buildRateLimits(Object.fromEntries([...upstreams.keys()].map((n) => [n, cfg.upstreams[n]!])), { state: rateLimitState, metrics, clock, log }),
+  }));
+  const adminToken = live.derive((cfg) => cfg.admin.token);
   metrics.setTokenSnapshots(function* () {
     for (const u of upstreams.values()) yield* u.tokens.snapshots();
   });
@@ -131,12 +167,10 @@ export function buildApp(deps: AppDeps): App {
   proxy.silent = true;
   proxy.use(
     proxyHandler({
-      handlers: new Map([...upstreams].map(([n, u]) => [n, u.handler])),
+      current: () => proxyConfig.current,
       forwarder,
       metrics,
       log,
-      callers: createCallerAuthenticator(config.callers),
-      maxBodyBytes: config.limits.maxBodyBytes,
     }),
   );
 
@@ -162,7 +196,7 @@ export function buildApp(deps: AppDeps): App {
     registry,
     tokenAdmin: new TokenAdmin(upstreams, store, cache, clock),
     readiness,
-    adminToken: config.admin.token,
+    adminToken: () => adminToken.current,
     log,
     createAuthorization: (u) => ingress.createAuthorization(u),
   });
@@ -225,9 +259,19 @@ export function buildApp(deps: AppDeps): App {
     store,
     cache,
     upstreams,
+    rateLimitState,
+    live,
     log,
     readiness,
     async start() {
+      await rateLimitState.open();
+      if (deps.warmUpRequests) {
+        try {
+          log.info({ ...(await warmUpHotPath(buildApp, deps.warmUpRequests, deps.warmUpMaxMs)) }, 'hot path warmed');
+        } catch (err) {
+          log.warn({ err: (err as Error).message }, 'hot path warm-up failed; starting cold');
+        }
+      }
       try {
         await openOnce();
       } catch (err) {
@@ -256,6 +300,7 @@ export function buildApp(deps: AppDeps): App {
       await Promise.all([...upstreams.values()].map((u) => u.tokens.close()));
       await forwarder.close();
       await ingress.close();
+      await rateLimitState.close();
       await store.close();
     },
   };

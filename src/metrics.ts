@@ -61,6 +61,14 @@ export const METRIC_NAMES = [
   'countersign_inbound_delivery_seconds',
   'countersign_webhook_recipe_matches_total',
   'countersign_authorizations_total',
+  'countersign_rate_limit_waits_total',
+  'countersign_rate_limited_total',
+  'countersign_rate_limit_wait_seconds',
+  'countersign_rate_limit_local_decisions_total',
+  'countersign_rate_limit_cooldowns_total',
+  'countersign_config_reloads_total',
+  'countersign_config_last_reload_successful',
+  'countersign_config_last_reload_success_timestamp_seconds',
 ] as const;
 
 /** Results of one inbound push (SPEC.md "Ingress"). */
@@ -237,6 +245,56 @@ export function createMetrics(options: MetricsOptions = {}) {
   }
   for (const upstream of options.webhookUpstreams ?? []) recipeMatches.inc({ upstream, recipe: 'none' }, 0);
 
+  // Rate limits (src/limits). `rule` is a configured rule name or `cooldown`: bounded by config.
+  const rateLimitWaits = new Counter({
+    name: 'countersign_rate_limit_waits_total',
+    help: 'Requests held back by a rate limit before being sent (they were sent after the wait).',
+    labelNames: ['upstream', 'rule'] as const,
+    registers,
+  });
+  const rateLimited = new Counter({
+    name: 'countersign_rate_limited_total',
+    help: 'Requests refused with RATE_LIMITED: the rate was used up and the wait would exceed maxWait.',
+    labelNames: ['upstream', 'rule'] as const,
+    registers,
+  });
+  const rateLimitWaitSeconds = new Histogram({
+    name: 'countersign_rate_limit_wait_seconds',
+    help: 'Time each admitted request under a rate limit waited for its slot (0 when none).',
+    labelNames: ['upstream', 'rule'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10],
+    registers,
+  });
+  const rateLimitLocalDecisions = new Counter({
+    name: 'countersign_rate_limit_local_decisions_total',
+    help: 'Rate-limit decisions taken by this replica alone because Redis could not be reached.',
+    labelNames: ['upstream'] as const,
+    registers,
+  });
+  const rateLimitCooldowns = new Counter({
+    name: 'countersign_rate_limit_cooldowns_total',
+    help: 'Rate-limit answers from the upstream (KeySecure 1009) that started or extended a cooldown.',
+    labelNames: ['upstream'] as const,
+    registers,
+  });
+  const configReloads = new Counter({
+    name: 'countersign_config_reloads_total',
+    help: 'Config reloads (SIGHUP or a changed config/secret file), by result.',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  const configLastReloadSuccessful = new Gauge({
+    name: 'countersign_config_last_reload_successful',
+    help: '1 when the last config load or reload succeeded, 0 when it was refused (the previous config stays in force).',
+    registers,
+  });
+  const configLastReloadSuccess = new Gauge({
+    name: 'countersign_config_last_reload_success_timestamp_seconds',
+    help: 'Unix time of the last successful config load or reload (set at start).',
+    registers,
+  });
+  for (const result of ['success', 'failure'] as const) configReloads.inc({ result }, 0);
+
   for (const { name: upstream, classes } of upstreams) {
     inflight.set({ upstream }, 0);
     clockOffset.set({ upstream }, 0);
@@ -265,6 +323,23 @@ export function createMetrics(options: MetricsOptions = {}) {
     inboundDelivery,
     recipeMatches,
     authorizations,
+    rateLimitWaits,
+    rateLimited,
+    rateLimitWaitSeconds,
+    rateLimitLocalDecisions,
+    rateLimitCooldowns,
+    /** Every series of these rules exists from the start, so rate() and increase() see the first event. */
+    registerRateLimitRules(upstream: string, rules: readonly string[], localFallback: boolean) {
+      for (const rule of rules) {
+        rateLimitWaits.inc({ upstream, rule }, 0);
+        rateLimited.inc({ upstream, rule }, 0);
+        rateLimitWaitSeconds.zero({ upstream, rule });
+      }
+      if (localFallback) rateLimitLocalDecisions.inc({ upstream }, 0);
+    },
+    configReloads,
+    configLastReloadSuccessful,
+    configLastReloadSuccess,
     /** Late binding for the token gauges: the token managers are built after the metrics. */
     setTokenSnapshots(fn: () => Iterable<TokenSnapshot>) {
       tokenSnapshots = fn;

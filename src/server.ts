@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { App } from './app.js';
+import { flushLogger } from './logger.js';
 
 export interface Listening {
   proxyUrl: string;
@@ -99,6 +100,8 @@ export async function listenApp(app: App, addresses: { proxy: string; admin: str
         await closeServer(proxyServer, graceMs);
         await closeServer(adminServer, 1000);
         await app.close();
+        // The access log is written asynchronously: no line may be lost at exit.
+        await flushLogger(app.log);
       })();
       return shuttingDown;
     },

@@ -18,8 +18,8 @@ export interface AdminAppDeps {
   registry: Registry;
   tokenAdmin: TokenAdmin;
   readiness: () => Readiness;
-  /** When set, /admin/* requires `Authorization: Bearer <token>`. */
-  adminToken: string | undefined;
+  /** The admin token in force (it may change on config reload). When set, /admin/* requires `Authorization: Bearer <token>`. */
+  adminToken: () => string | undefined;
   log: Logger;
   /** POST /admin/upstreams/{u}/authorizations: a merchant authorization link (Keeta). */
   createAuthorization?: (upstream: string) => Promise<{ url: string; state: string; expiresAt: string }>;
@@ -36,7 +36,7 @@ export function createAdminApp(deps: AdminAppDeps): Koa {
   const app = new Koa();
   app.silent = true;
   const router = new Router();
-  const tokenDigest = adminToken ? createHash('sha256').update(adminToken).digest() : undefined;
+  const digestOf = (token: string) => createHash('sha256').update(token).digest();
 
   app.use(async function adminErrors(ctx, next) {
     const requestId = requestIdFrom(ctx.req.headers['x-request-id']);
@@ -72,7 +72,9 @@ export function createAdminApp(deps: AdminAppDeps): Koa {
   });
 
   router.use('/admin', async function adminAuth(ctx, next) {
-    if (tokenDigest) {
+    const token = adminToken();
+    if (token) {
+      const tokenDigest = digestOf(token);
       const m = /^Bearer[ ]+(\S+)\s*$/i.exec(ctx.get('authorization'));
       const presented = createHash('sha256').update(m?.[1] ?? '').digest();
       if (!m || !timingSafeEqual(presented, tokenDigest)) {

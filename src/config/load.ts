@@ -8,7 +8,11 @@ import { type Env, formatPath, interpolateEnv, resolveSecretFiles } from './reso
 import { configSchema, type ParsedConfig } from './schema.js';
 
 /** The validated, frozen config every module receives. */
-export type Config = Readonly<ParsedConfig> & { readonly source: string };
+export type Config = Readonly<ParsedConfig> & {
+  readonly source: string;
+  /** Every `<key>File` secret file read, absolute paths (watched for config reload). */
+  readonly files: readonly string[];
+};
 
 /**
  * Parse YAML text into a Config, collecting every problem (YAML syntax, missing variables,
@@ -24,7 +28,8 @@ export function parseConfig(text: string, opts: { env?: Env; baseDir?: string; s
   let raw = doc.toJS({ maxAliasCount: 50 }) as unknown;
   if (raw === null || raw === undefined) raw = {};
   raw = interpolateEnv(raw, env, problems);
-  raw = resolveSecretFiles(raw, opts.baseDir ?? process.cwd(), problems);
+  const files: string[] = [];
+  raw = resolveSecretFiles(raw, opts.baseDir ?? process.cwd(), problems, [], files);
 
   const result = configSchema.safeParse(raw);
   if (!result.success) problems.push(...result.error.issues.flatMap(describeIssue));
@@ -32,7 +37,7 @@ export function parseConfig(text: string, opts: { env?: Env; baseDir?: string; s
 
   const cfg = result.data;
   if (cfg.store.type === 'file') cfg.store.path = resolvePath(opts.baseDir ?? process.cwd(), cfg.store.path);
-  return deepFreeze({ ...cfg, source: opts.source ?? '(inline)' });
+  return deepFreeze({ ...cfg, source: opts.source ?? '(inline)', files: [...new Set(files)] });
 }
 
 /** Read and parse the config file at `file`. */
@@ -59,7 +64,7 @@ function dedupe(list: string[]): string[] {
   return [...new Set(list)];
 }
 
-function deepFreeze<T>(value: T): T {
+export function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value);
     for (const v of Object.values(value)) deepFreeze(v);
@@ -95,6 +100,11 @@ export function summarizeConfig(cfg: Config): string {
       );
       if (u.callbacks) lines.push(`    callbacks: verify ${u.callbacks.verify}, ${u.callbacks.deliver.length} delivery rule(s)`);
     }
+    const rules = u.rateLimits.map((r) => `${r.name} ${r.perSecond}/s burst ${r.burst} maxWait ${formatDuration(r.maxWait)}`);
+    if (u.type === 'keysecure' && u.onRateLimited.cooldown > 0) {
+      rules.push(`after 1009: ${u.onRateLimited.perSecond}/s for ${formatDuration(u.onRateLimited.cooldown)}`);
+    }
+    lines.push(`    rate limits: ${rules.length > 0 ? rules.join('; ') : 'none'}`);
   }
   return lines.join('\n');
 }

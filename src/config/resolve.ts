@@ -48,8 +48,15 @@ export function interpolateEnv(value: unknown, env: Env, problems: string[], pat
  * Replace `<key>File: /path` by `<key>: <file content, trailing newline removed>` for every
  * secret key. Relative paths are taken from `baseDir` (the config file's folder).
  */
-export function resolveSecretFiles(value: unknown, baseDir: string, problems: string[], path: Array<string | number> = []): unknown {
-  if (Array.isArray(value)) return value.map((v, i) => resolveSecretFiles(v, baseDir, problems, [...path, i]));
+export function resolveSecretFiles(
+  value: unknown,
+  baseDir: string,
+  problems: string[],
+  path: Array<string | number> = [],
+  /** Receives the absolute path of every file read (config reload watches them). */
+  read: string[] = [],
+): unknown {
+  if (Array.isArray(value)) return value.map((v, i) => resolveSecretFiles(v, baseDir, problems, [...path, i], read));
   if (value === null || typeof value !== 'object') return value;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
@@ -65,6 +72,7 @@ export function resolveSecretFiles(value: unknown, baseDir: string, problems: st
         continue;
       }
       const file = isAbsolute(v) ? v : resolvePath(baseDir, v);
+      read.push(file);
       try {
         out[base] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
       } catch (err) {
@@ -72,7 +80,7 @@ export function resolveSecretFiles(value: unknown, baseDir: string, problems: st
       }
       continue;
     }
-    out[k] = resolveSecretFiles(v, baseDir, problems, [...path, k]);
+    out[k] = resolveSecretFiles(v, baseDir, problems, [...path, k], read);
   }
   return out;
 }

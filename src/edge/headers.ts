@@ -20,15 +20,34 @@ const HOP_BY_HOP = new Set([
   'http2-settings',
 ]);
 
-/** Headers named in a Connection header are hop-by-hop for that message. */
-function connectionListed(headers: IncomingHttpHeaders | Record<string, unknown>): Set<string> {
+/**
+ * Headers named in a Connection header are hop-by-hop for that message. Undefined when it names
+ * none beyond `keep-alive` (already hop-by-hop): the common case allocates nothing.
+ */
+function connectionListed(headers: IncomingHttpHeaders | Record<string, unknown>): Set<string> | undefined {
   const v = headers['connection'];
+  if (v === undefined || (typeof v === 'string' && (v === 'keep-alive' || v.toLowerCase() === 'keep-alive'))) return undefined;
   const out = new Set<string>();
   for (const part of (Array.isArray(v) ? v.join(',') : typeof v === 'string' ? v : '').split(',')) {
     const name = part.trim().toLowerCase();
     if (name) out.add(name);
   }
   return out;
+}
+
+/**
+ * Never forwarded upstream: hop-by-hop headers, `Authorization` (the caller's credential for
+ * us), cookies, Accept-Encoding (the proxy reads every answer's envelope code, so it asks for it
+ * uncompressed) and the handler's `drop` set. One Set per `drop` set, built once.
+ */
+const neverForwarded = new WeakMap<ReadonlySet<string>, ReadonlySet<string>>();
+function unforwardable(drop: ReadonlySet<string>): ReadonlySet<string> {
+  let set = neverForwarded.get(drop);
+  if (!set) {
+    set = new Set([...HOP_BY_HOP, ...drop, 'authorization', 'cookie', 'accept-encoding']);
+    neverForwarded.set(drop, set);
+  }
+  return set;
 }
 
 /**
@@ -40,14 +59,14 @@ function connectionListed(headers: IncomingHttpHeaders | Record<string, unknown>
  */
 export function forwardableRequestHeaders(headers: IncomingHttpHeaders, drop: ReadonlySet<string>): Record<string, string | string[]> {
   const listed = connectionListed(headers);
+  const never = unforwardable(drop);
   const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    const value = headers[name];
     if (value === undefined) continue;
+    // `Api_Key` is `api-key` to servers that fold underscores: judged by its dashed spelling.
     const canonical = name.includes('_') ? name.replaceAll('_', '-') : name;
-    if (HOP_BY_HOP.has(canonical) || listed.has(name) || listed.has(canonical) || drop.has(canonical)) continue;
-    if (canonical === 'authorization' || canonical === 'cookie' || canonical.startsWith('x-countersign-')) continue;
-    // The proxy reads every answer's envelope code (classes, retries): ask for it uncompressed.
-    if (canonical === 'accept-encoding') continue;
+    if (never.has(canonical) || listed?.has(name) || listed?.has(canonical) || canonical.startsWith('x-countersign-')) continue;
     out[name] = value;
   }
   return out;
@@ -57,8 +76,9 @@ export function forwardableRequestHeaders(headers: IncomingHttpHeaders, drop: Re
 export function forwardableResponseHeaders(headers: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
   const listed = connectionListed(headers);
   const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name)) continue;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || HOP_BY_HOP.has(name) || listed?.has(name)) continue;
     out[name] = value;
   }
   return out;

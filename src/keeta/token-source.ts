@@ -14,12 +14,19 @@ export const KEETA_TOKEN_PATH = '/base/oauth/token';
  * `POST /base/oauth/token` `{grantType: "refresh_token", refreshToken}`, app-signed. The
  * answer is read flat or wrapped in `{code, message, data}`.
  */
-export function createKeetaTokenSource(name: string, cfg: KeetaUpstreamConfig, forwarder: Forwarder, clock: Clock): TokenSource {
-  const { origin, basePath } = splitBaseUrl(cfg.baseUrl);
-  const signUrl = `${cfg.signUrlBase ?? cfg.baseUrl}${KEETA_TOKEN_PATH}`;
+export function createKeetaTokenSource(
+  name: string,
+  /** The upstream's config in force at each call: a reloaded appSecret, baseUrl or timeout is used by the next refresh. */
+  config: () => KeetaUpstreamConfig,
+  forwarder: Forwarder,
+  clock: Clock,
+): TokenSource {
   return {
     obtainsFromNothing: false,
     async obtain(merchant, current) {
+      const cfg = config();
+      const { origin, basePath } = splitBaseUrl(cfg.baseUrl);
+      const signUrl = `${cfg.signUrlBase ?? cfg.baseUrl}${KEETA_TOKEN_PATH}`;
       if (!current?.refreshToken) throw new TokenFetchError(`merchant "${merchant}" of ${name} has no refresh token; import a new pair`);
       const signed = signKeetaAppCall(signUrl, cfg.appSecret, cfg.appId, Math.floor(clock.now() / 1000), [
         ['grantType', jsonString('refresh_token')],

@@ -15,19 +15,22 @@ export const KEYSECURE_TOKEN_PATH = '/open-api/v1/merchant/token';
  */
 export function createKeySecureTokenSource(
   name: string,
-  cfg: KeySecureUpstreamConfig,
+  /** The upstream's config in force at each call: a reloaded apiKey, baseUrl or timeout is used by the next fetch. */
+  config: () => KeySecureUpstreamConfig,
   forwarder: Forwarder,
   clock: Clock,
   upstreamClock: UpstreamClock,
 ): TokenSource {
-  const { origin, basePath } = splitBaseUrl(cfg.baseUrl);
-  const fetchOnce = (): Promise<UpstreamResponse> =>
-    forwarder.send(origin, {
+  const fetchOnce = (): Promise<UpstreamResponse> => {
+    const cfg = config();
+    const { origin, basePath } = splitBaseUrl(cfg.baseUrl);
+    return forwarder.send(origin, {
       method: 'GET',
       path: basePath + KEYSECURE_TOKEN_PATH,
       headers: { 'api-key': cfg.apiKey, timestamp: upstreamClock.stamp(), 'content-type': 'application/json', accept: 'application/json' },
       timeoutMs: cfg.timeout,
     });
+  };
 
   return {
     obtainsFromNothing: true,

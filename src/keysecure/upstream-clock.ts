@@ -9,12 +9,20 @@ import type { Clock } from '../clock.js';
  */
 export class UpstreamClock {
   #offsetMs = 0;
+  #marginMs: number;
 
   constructor(
     private readonly clock: Clock,
-    private readonly marginMs: number,
+    marginMs: number,
     private readonly onChange: (offsetSeconds: number) => void = () => {},
-  ) {}
+  ) {
+    this.#marginMs = marginMs;
+  }
+
+  /** A new safety margin (config reload); the learned offset is kept. */
+  setMargin(marginMs: number): void {
+    this.#marginMs = marginMs;
+  }
 
   get offsetMs(): number {
     return this.#offsetMs;
@@ -22,7 +30,7 @@ export class UpstreamClock {
 
   /** The upstream's time now, as a 13-digit millisecond stamp. */
   stamp(): string {
-    return String(Math.floor(this.clock.now() + this.#offsetMs - this.marginMs));
+    return String(Math.floor(this.clock.now() + this.#offsetMs - this.#marginMs));
   }
 
   /** Convert an absolute upstream time (e.g. `expired_time`) to local time. */

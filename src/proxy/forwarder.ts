@@ -1,5 +1,6 @@
-import { Pool, errors as undiciErrors } from 'undici';
+import { Pool, errors as undiciErrors, util as undiciUtil, type Dispatcher } from 'undici';
 import { GatewayError } from '../errors.js';
+import { DeadlineSweeper } from './deadlines.js';
 
 /**
  * The one place that talks HTTP to upstreams. Everything above it deals in UpstreamRequest /
@@ -54,27 +55,73 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
     return pool;
   };
 
+  const deadlines = new DeadlineSweeper();
+
   return {
-    async send(origin, req) {
-      if (closed) throw new GatewayError('UPSTREAM_UNREACHABLE', 'the proxy is shutting down');
-      // One deadline for the whole attempt (connect, headers, body), not an idle timer:
-      // undici's own timeouts restart on every chunk and its connect timeout is fixed.
-      const signal = AbortSignal.timeout(req.timeoutMs);
-      try {
-        const res = await poolFor(origin).request({
-          method: req.method as 'GET',
-          path: req.path,
-          headers: req.headers,
-          body: req.body ?? null,
-          signal,
-          headersTimeout: req.timeoutMs,
-          bodyTimeout: req.timeoutMs,
+    send(origin, req) {
+      if (closed) return Promise.reject(new GatewayError('UPSTREAM_UNREACHABLE', 'the proxy is shutting down'));
+      return new Promise<UpstreamResponse>((resolve, reject) => {
+        // undici's dispatch() with one handler that collects the answer once (no response
+        // stream, no per-request listeners). One deadline for the whole attempt (connect,
+        // headers, body), not an idle timer: undici's own timeouts restart on every chunk and
+        // its connect timeout is fixed. The deadline lives on the shared sweeper.
+        let abort: ((err?: Error) => void) | undefined;
+        let settled = false;
+        let status = 0;
+        let headers: Record<string, string | string[]> = {};
+        const chunks: Buffer[] = [];
+        let size = 0;
+        const finish = (err?: Error) => {
+          if (settled) return;
+          settled = true;
+          deadlines.clear(deadline);
+          if (err) reject(toGatewayError(err, origin, req.timeoutMs));
+          else resolve({ status, headers, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) });
+        };
+        const deadline = deadlines.add(req.timeoutMs, () => {
+          const timedOut = Object.assign(new Error('deadline'), { code: 'ETIMEDOUT' });
+          abort?.(timedOut);
+          finish(timedOut);
         });
-        const body = Buffer.from(await res.body.arrayBuffer());
-        return { status: res.statusCode, headers: res.headers, body };
-      } catch (err) {
-        throw toGatewayError(signal.aborted ? Object.assign(new Error('deadline'), { code: 'ETIMEDOUT' }) : err, origin, req.timeoutMs);
-      }
+        const handler: Dispatcher.DispatchHandler = {
+          onConnect(a) {
+            abort = a;
+            if (settled) a(new Error('deadline'));
+          },
+          onHeaders(statusCode, rawHeaders) {
+            if (statusCode < 200) return true; // 1xx: the real answer follows
+            status = statusCode;
+            headers = undiciUtil.parseHeaders(rawHeaders);
+            return true;
+          },
+          onData(chunk) {
+            chunks.push(chunk);
+            size += chunk.length;
+            return true;
+          },
+          onComplete() {
+            finish();
+          },
+          onError(err) {
+            finish(err);
+          },
+        };
+        try {
+          poolFor(origin).dispatch(
+            {
+              method: req.method as 'GET',
+              path: req.path,
+              headers: req.headers,
+              body: req.body ?? null,
+              headersTimeout: req.timeoutMs,
+              bodyTimeout: req.timeoutMs,
+            },
+            handler,
+          );
+        } catch (err) {
+          finish(err as Error);
+        }
+      });
     },
     async close() {
       closed = true;

@@ -121,6 +121,9 @@ export async function startMetricsTarget(): Promise<MetricsTarget> {
   metrics.recipeMatches.inc({ upstream: 'keeta', recipe: 'url-query' }, 3);
   metrics.authorizations.inc({ upstream: 'keeta', via: 'redirect', result: 'connected' });
   metrics.authorizations.inc({ upstream: 'keeta', via: 'event', result: 'already_connected' });
+  metrics.registerRateLimitRules('keeta', ['choicegroup-list'], true);
+  metrics.registerRateLimitRules('keysecure-hk', ['cooldown'], true);
+  metrics.rateLimitCooldowns.inc({ upstream: 'keysecure-hk' });
 
   // Ongoing traffic: keeta loses 25% to network errors, keysecure-hk is slow (3 s).
   const tick = setInterval(() => {
@@ -135,6 +138,12 @@ export async function startMetricsTarget(): Promise<MetricsTarget> {
     metrics.inbound.inc({ upstream: 'keeta', event: '1002', result: 'delivery_failed' });
     metrics.inbound.inc({ upstream: 'keysecure-hk', event: 'Auth', result: 'delivered' });
     metrics.inboundDelivery.observe({ upstream: 'keysecure-hk', event: 'Auth' }, 0.75);
+    // keeta's menu list is over its budget: some requests wait, some are refused; one replica
+    // decides keysecure-hk's limits alone (Redis unreachable).
+    metrics.rateLimitWaits.inc({ upstream: 'keeta', rule: 'choicegroup-list' });
+    metrics.rateLimitWaitSeconds.observe({ upstream: 'keeta', rule: 'choicegroup-list' }, 0.4);
+    metrics.rateLimited.inc({ upstream: 'keeta', rule: 'choicegroup-list' });
+    metrics.rateLimitLocalDecisions.inc({ upstream: 'keysecure-hk' });
   }, 250);
   tick.unref();
 
@@ -167,6 +176,8 @@ export async function startMetricsTarget(): Promise<MetricsTarget> {
       { alertname: 'CountersignInboundBadSignatures', upstream: 'keeta' },
       { alertname: 'CountersignInboundForbiddenSource', upstream: 'keeta' },
       { alertname: 'CountersignAuthAnswersOverBudget', upstream: 'keysecure-hk' },
+      { alertname: 'CountersignRateLimitRefusals', upstream: 'keeta' },
+      { alertname: 'CountersignRateLimitsNotShared', upstream: 'keysecure-hk' },
     ],
     stop: async () => {
       clearInterval(tick);
@@ -476,6 +487,23 @@ test('the alert rules fire on the right series in promtool unit tests', async (t
           ],
         },
         {
+          name: 'steady rate-limit refusals alert per rule; a few do not; per-replica limiting alerts',
+          interval: '1m',
+          input_series: [
+            // 5 refusals a minute under one rule, 1 every 5 minutes under another.
+            { series: `countersign_rate_limited_total{upstream="keeta",rule="choicegroup-list",${inst}}`, values: '0+5x40' },
+            { series: `countersign_rate_limited_total{upstream="keeta",rule="spustatus-batchupdate",${inst}}`, values: '0+0.2x40' },
+            { series: `countersign_rate_limit_local_decisions_total{upstream="keysecure-hk",${inst}}`, values: '0x10 0+30x30' },
+            { series: `countersign_rate_limit_local_decisions_total{upstream="keeta",${inst}}`, values: '0x40' },
+          ],
+          alert_rule_test: [
+            { eval_time: '8m', alertname: 'CountersignRateLimitRefusals', exp_alerts: [] },
+            { eval_time: '20m', alertname: 'CountersignRateLimitRefusals', exp_alerts: [alert({ severity: 'warning', upstream: 'keeta', rule: 'choicegroup-list' })] },
+            { eval_time: '12m', alertname: 'CountersignRateLimitsNotShared', exp_alerts: [] },
+            { eval_time: '20m', alertname: 'CountersignRateLimitsNotShared', exp_alerts: [alert({ severity: 'warning', upstream: 'keysecure-hk' })] },
+          ],
+        },
+        {
           name: 'a vanished replica and vanished metrics alert',
           interval: '1m',
           input_series: [
@@ -523,10 +551,10 @@ test('the dashboard is import-ready with datasource and upstream variables', asy
     t.true((p.description ?? '').length > 40, `panel "${p.title}" tells the operator what it means`);
     t.is(p.datasource?.uid, '${datasource}', `panel "${p.title}" uses the datasource variable`);
     t.true((p.targets ?? []).length > 0, `panel "${p.title}" has queries`);
-    for (const q of p.targets ?? []) t.regex(q.expr ?? '', /upstream=~"\$upstream"|process_|nodejs_|countersign_store_up/, `panel "${p.title}" honours $upstream`);
+    for (const q of p.targets ?? []) t.regex(q.expr ?? '', /upstream=~"\$upstream"|process_|nodejs_|countersign_store_up|countersign_config_/, `panel "${p.title}" honours $upstream`);
   }
   const rows = d.panels.filter((p) => p.type === 'row').map((p) => p.title);
-  t.deepEqual(rows, ['Traffic', 'Error classes', 'Latency', 'Retries and clock', 'Token health', 'Store & process', 'Ingress']);
+  t.deepEqual(rows, ['Traffic', 'Error classes', 'Latency', 'Retries and clock', 'Token health', 'Store & process', 'Ingress', 'Rate limits']);
 });
 
 test('metric names are extracted from PromQL without functions, keywords or labels', (t) => {

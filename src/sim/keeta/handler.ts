@@ -91,8 +91,10 @@ function checkSig(state: KeetaState, req: SimRequest, body: JsonObject): void {
   if (sig.type !== 'string') throw new KeetaSimError('SIG_INVALID', 'sig must be a string');
   const host = req.headers['host'];
   if (!host) throw new KeetaSimError('SIG_INVALID', 'no Host header, cannot rebuild the signed URL');
-  const expected = keetaSign(keetaSignUrl(host, req.path), body, state.settings.appSecret);
-  if (sig.value !== expected) throw new KeetaSimError('SIG_INVALID', 'sig does not match');
+  const url = keetaSignUrl(host, req.path);
+  if (!state.settings.appSecrets.some((secret) => sig.value === keetaSign(url, body, secret))) {
+    throw new KeetaSimError('SIG_INVALID', 'sig does not match');
+  }
 }
 
 function authenticate(state: KeetaState, body: JsonObject, now: number): string {

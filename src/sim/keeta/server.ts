@@ -72,6 +72,8 @@ export interface KeetaControl {
   setClockOffset(ms: number): void;
   setLatency(ms: number): void;
   failNext(count: number, options?: FailNextOptions): void;
+  /** The next business requests fail one each, in this order. */
+  failSequence(faults: readonly FailNextOptions[]): void;
   counters(): KeetaSimCounters;
   reset(): void;
   /** Simulated clock: current offset and time. */
@@ -81,6 +83,8 @@ export interface KeetaControl {
   expireAccessToken(merchantId: string): void;
   revokeTokens(merchantId: string): void;
   setTokenResponseShape(shape: TokenResponseShape): void;
+  /** Accept signatures made with any of these secrets (an app-secret rotation window); [new] ends it. */
+  setAppSecrets(secrets: string[]): void;
   merchant(merchantId: string): KeetaMerchantView | undefined;
   /** A merchant that has not authorised the app yet (offered on the authorize page). */
   addMerchantAccount(input: AccountInput): KeetaMerchantView;
@@ -158,6 +162,7 @@ function createControl(state: KeetaState, core: SimCore, event1Pushes: Event1Rep
     setClockOffset: (ms) => core.setClockOffset(ms),
     setLatency: (ms) => core.setLatency(ms),
     failNext: (count, options) => core.failNext(count, options),
+    failSequence: (faults) => core.failSequence(faults),
     counters: () => ({ ...state.counters, requests: core.requests(), event1Pushes: [...event1Pushes] }),
     reset: () => {
       state.resetCounters();
@@ -178,6 +183,12 @@ function createControl(state: KeetaState, core: SimCore, event1Pushes: Event1Rep
     revokeTokens: (merchantId) => state.tokens.revokeTokens(merchantId),
     setTokenResponseShape: (shape) => {
       state.settings.tokenResponseShape = checkShape(shape);
+    },
+    setAppSecrets: (secrets) => {
+      if (!Array.isArray(secrets) || secrets.length === 0 || !secrets.every((s) => typeof s === 'string' && s !== '')) {
+        throw new TypeError('setAppSecrets: a non-empty array of non-empty strings is required');
+      }
+      state.settings.appSecrets = [...secrets];
     },
     merchant: (merchantId) => state.tokens.view(merchantId, core.now()),
     addMerchantAccount: addAccount,
@@ -362,6 +373,19 @@ function keetaControlRoutes(control: KeetaControl): ControlRoute[] {
     },
     {
       method: 'POST',
+      pattern: /^\/app-secrets$/,
+      handle: (_p, body) => {
+        const secrets = requireStringArray(asRecord(body), 'secrets');
+        try {
+          control.setAppSecrets(secrets);
+        } catch (err) {
+          throw new ControlError(400, (err as Error).message);
+        }
+        return { count: secrets.length };
+      },
+    },
+    {
+      method: 'POST',
       pattern: /^\/token-response-shape$/,
       handle: (_p, body) => {
         const shape = asRecord(body)['shape'];
@@ -389,6 +413,7 @@ export async function startKeetaSim(opts: KeetaSimOptions): Promise<KeetaSim> {
     {
       appId: opts.appId,
       appSecret: opts.appSecret,
+      appSecrets: [opts.appSecret],
       timestampWindowSec: positive('timestampWindowSec', opts.timestampWindowSec, 300),
       tokenResponseShape: checkShape(opts.tokenResponseShape ?? 'flat'),
       redirectUris: checkRedirectUris(opts.redirectUris ?? []),

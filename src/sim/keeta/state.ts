@@ -38,6 +38,8 @@ export interface SimOrder {
 export interface KeetaSimSettings {
   appId: string;
   appSecret: string;
+  /** Secrets a signature may be made with; [appSecret] unless a rotation window is open (setAppSecrets). */
+  appSecrets: string[];
   timestampWindowSec: number;
   tokenResponseShape: TokenResponseShape;
   /** Registered OAuth redirect URIs; the authorize page accepts only these. */

@@ -35,6 +35,8 @@ export interface KeySecureControl {
   setClockOffset(ms: number): void;
   setLatency(ms: number): void;
   failNext(count: number, options?: FailNextOptions): void;
+  /** The next business requests fail one each, in this order. */
+  failSequence(faults: readonly FailNextOptions[]): void;
   counters(): KeySecureSimCounters;
   reset(): void;
   clock(): { offsetMs: number; now: number };
@@ -132,6 +134,7 @@ export async function startKeySecureSim(opts: KeySecureSimOptions): Promise<KeyS
     setClockOffset: (ms) => core.setClockOffset(ms),
     setLatency: (ms) => core.setLatency(ms),
     failNext: (count, options) => core.failNext(count, options),
+    failSequence: (faults) => core.failSequence(faults),
     counters: () => ({ tokenCalls: state.tokenCalls, requests: core.requests() }),
     reset: () => {
       state.tokenCalls = 0;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { formatDuration, parseDuration } from '../../../src/config/duration.js';
 import { parseConfig, summarizeConfig } from '../../../src/config/load.js';
 import { ConfigError } from '../../../src/errors.js';
+import { createCallerAuthenticator } from '../../../src/edge/callers.js';
 
 const VALID = `
 upstreams:
@@ -140,7 +141,34 @@ callers:
   t.true(problems.includes('callers[0].token: must be at least 16 characters'));
   t.true(problems.includes('callers[0].allow[1]: names unknown upstream "nosuch"'));
   t.true(problems.some((p) => p.startsWith('callers[0].allow[2]: expected "upstream:/path/glob"')));
-  t.true(problems.includes('callers[1].name: duplicate caller name "order-service"'));
+  t.true(problems.includes('callers[1].token: the same token is given to two callers'));
+});
+
+test('one caller may have two entries with different tokens (token rotation), and both authenticate as it', (t) => {
+  const cfg = parseConfig(
+    `${VALID}
+callers:
+  - name: order-service
+    token: old-order-token-1234567890
+    allow: ["keeta:/order/*"]
+  - name: order-service
+    token: new-order-token-1234567890
+    allow: ["keeta:/order/*"]
+`,
+    { env: ENV },
+  );
+  const callers = createCallerAuthenticator(cfg.callers);
+  t.is(callers.authenticate('Bearer old-order-token-1234567890')?.name, 'order-service');
+  t.is(callers.authenticate('Bearer new-order-token-1234567890')?.name, 'order-service');
+  t.throws(() => callers.authenticate('Bearer other-order-token-123456'), { message: /matches no configured caller/ });
+});
+
+test('the config lists every secret file it read, so a reload can watch them', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cs-files-'));
+  writeFileSync(join(dir, 'app-secret'), 'keeta-secret-from-file\n');
+  const cfg = parseConfig(VALID.replace('appSecret: ${KEETA_APP_SECRET}', 'appSecretFile: ./app-secret'), { env: ENV, baseDir: dir });
+  t.is(cfg.upstreams.keeta?.type === 'keeta' ? cfg.upstreams.keeta.appSecret : '', 'keeta-secret-from-file');
+  t.deepEqual(cfg.files, [join(dir, 'app-secret')]);
 });
 
 test('an admin listener off loopback requires the admin token', (t) => {

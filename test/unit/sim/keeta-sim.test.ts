@@ -211,6 +211,26 @@ test('partial failure: batch answers 0 with errorList for FAIL* codes, empty err
   t.deepEqual(clean.json['errorList'], []);
 });
 
+test('app-secret rotation window: both secrets verify while it is open, only the new one after (in-process and over HTTP)', async (t) => {
+  const sim = await startSim(t);
+  const { a } = setup(sim);
+  const NEW = 'rotated-app-secret-9f3c';
+  const codeWith = async (secret: string) => (await call(sim, '/order/get', { body: ORDER, accessToken: a.accessToken, secret })).json['code'];
+  t.is(await codeWith(NEW), C.SIG_INVALID);
+  sim.control.setAppSecrets([APP_SECRET, NEW]);
+  t.is(await codeWith(APP_SECRET), 0);
+  t.is(await codeWith(NEW), 0);
+  t.is(await codeWith('neither-secret'), C.SIG_INVALID);
+  const closed = await control(rootOf(sim), 'POST', '/app-secrets', { secrets: [NEW] });
+  t.deepEqual(closed, { status: 200, json: { count: 1 } });
+  t.is(await codeWith(APP_SECRET), C.SIG_INVALID);
+  t.is(await codeWith(NEW), 0);
+  t.is((await control(rootOf(sim), 'POST', '/app-secrets', { secrets: [] })).status, 400);
+  t.is((await control(rootOf(sim), 'POST', '/app-secrets', { secrets: [''] })).status, 400);
+  t.throws(() => sim.control.setAppSecrets([]), { instanceOf: TypeError });
+  t.is(await codeWith(NEW), 0, 'a refused change leaves the accepted secrets as they were');
+});
+
 test('app-level paths work without accessToken: callback/url/set', async (t) => {
   const sim = await startSim(t);
   const res = await call(sim, '/base/callback/url/set', { body: '{"eventId":1001,"url":"https://example.test/hook","isTest":1}' });

@@ -264,6 +264,33 @@ test('failNext with a code, with raw HTTP 500, and the token endpoint only when 
   t.deepEqual(counters.requests.map((r) => r.code), [0, 0, 1009, 1009, 0, 1001, 500, 503]);
 });
 
+test('failSequence: one fault per request in order, the token endpoint skipped unless included; over HTTP too', async (t) => {
+  const sim = await startSim(t);
+  const token = await getToken(sim);
+  const card = () => ks(sim, CARD_LIST, { body: {}, headers: { 'Access-Token': token } });
+  sim.control.failSequence([{ code: 1007 }, { code: 1005 }, { httpStatus: 502, body: 'bad gateway' }]);
+  t.is((await getToken(sim)).length > 0, true, 'token endpoint unaffected by default');
+  t.is((await card()).json['code'], 1007);
+  t.is((await card()).json['code'], 1005);
+  t.is((await card()).status, 502);
+  t.is((await card()).json['code'], 0, 'the sequence is used up');
+
+  sim.control.failSequence([{ code: 1009 }, { code: 1001 }]);
+  sim.control.failSequence([]);
+  t.is((await card()).json['code'], 0, 'an empty sequence clears what was pending');
+  t.throws(() => sim.control.failSequence([{ httpStatus: 99 }]), { message: /failSequence\[0\]: httpStatus/ });
+
+  t.is((await control(sim, 'POST', '/fail-sequence', { faults: [{ code: 1005 }, { code: 1007, message: 'gone' }] })).json.count, 2);
+  t.is((await card()).json['code'], 1005);
+  t.like((await card()).json, { code: 1007, msg: 'gone' });
+  t.is((await control(sim, 'POST', '/fail-sequence', { faults: [{ code: 'x' }] })).status, 400);
+  t.is((await control(sim, 'POST', '/fail-sequence', {})).status, 400);
+  t.deepEqual(
+    sim.control.counters().requests.filter((r) => r.path === CARD_LIST).map((r) => r.code),
+    [1007, 1005, 502, 0, 0, 1005, 1007],
+  );
+});
+
 test('setLatency delays answers', async (t) => {
   const sim = await startSim(t);
   sim.control.setLatency(250);

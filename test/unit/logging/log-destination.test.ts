@@ -1,0 +1,53 @@
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { batchedDestination } from '../../../src/log-destination.js';
+import { createLogger } from '../../../src/logger.js';
+import { ROOT } from '../../helpers/cli.js';
+
+const tempFile = () => join(mkdtempSync(join(tmpdir(), 'cs-log-')), 'out.log');
+
+test('lines are written together shortly after, in order; flush() writes what is pending at once', async (t) => {
+  const file = tempFile();
+  const fd = openSync(file, 'w');
+  t.teardown(() => closeSync(fd));
+  const dest = batchedDestination(fd);
+  dest.write('one\n');
+  dest.write('two\n');
+  t.is(readFileSync(file, 'utf8'), '', 'nothing is written synchronously by write()');
+  for (let i = 0; i < 100 && readFileSync(file, 'utf8') !== 'one\ntwo\n'; i++) await new Promise((r) => setTimeout(r, 10));
+  t.is(readFileSync(file, 'utf8'), 'one\ntwo\n');
+  dest.write('three\n');
+  dest.flush();
+  t.is(readFileSync(file, 'utf8'), 'one\ntwo\nthree\n', 'flush() writes synchronously');
+});
+
+test('a process that exits right after logging loses no line', (t) => {
+  const file = tempFile();
+  const script = `
+    import { openSync } from 'node:fs';
+    import { createLogger } from './src/logger.ts';
+    const fd = openSync(${JSON.stringify(file)}, 'w');
+    const { batchedDestination } = await import('./src/log-destination.ts');
+    const log = createLogger({ level: 'info', destination: batchedDestination(fd) });
+    for (let i = 0; i < 2000; i++) log.info({ i }, 'line');
+    process.exit(0);
+  `;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+  t.is(r.status, 0, r.stderr);
+  const lines = readFileSync(file, 'utf8').trim().split('\n');
+  t.is(lines.length, 2000);
+  t.is(JSON.parse(lines[1999]!).i, 1999);
+});
+
+test('createLogger writes the ISO time, level label and service, and redacts secrets in general log lines', (t) => {
+  const lines: string[] = [];
+  const log = createLogger({ level: 'info', destination: { write: (s: string) => void lines.push(s) } });
+  log.info({ apiKey: 'k-123', nested: { token: 't-456' } }, 'hello');
+  const line = JSON.parse(lines[0]!);
+  t.like(line, { level: 'info', service: 'countersign', msg: 'hello', apiKey: '[redacted]', nested: { token: '[redacted]' } });
+  t.regex(line.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  t.true(Math.abs(Date.parse(line.time) - Date.now()) < 60_000);
+});
