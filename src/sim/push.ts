@@ -6,6 +6,9 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 
+/** How long a push waits for its answer unless told otherwise (generous: test machines can be very busy). */
+export const DEFAULT_PUSH_TIMEOUT_MS = 30_000;
+
 /** One answer from the receiver (or the transport error that replaced it). */
 export interface PushAnswer {
   /** HTTP status; 0 when the request failed before an answer (see `error`). */
@@ -28,7 +31,7 @@ export interface PushRequest {
   body?: string;
   /** Bind the local end of the connection to this address (e.g. 127.0.0.2). */
   sourceAddress?: string;
-  /** Give up on an answer after this long. Default 10 s. */
+  /** Give up on an answer after this long. Default 30 s. */
   timeoutMs?: number;
 }
 
@@ -40,7 +43,7 @@ export interface PushTransportOptions {
   sourceAddress?: string;
   /** Send this many identical copies at once (concurrently). Default 1. */
   copies?: number;
-  /** Per-request answer timeout. Default 10 s. */
+  /** Per-request answer timeout. Default 30 s. */
   timeoutMs?: number;
 }
 
@@ -100,7 +103,7 @@ export function sendPush(req: PushRequest): Promise<PushAnswer> {
         headers,
         agent: false,
         ...(req.sourceAddress !== undefined ? { localAddress: req.sourceAddress } : {}),
-        timeout: req.timeoutMs ?? 10_000,
+        timeout: req.timeoutMs ?? DEFAULT_PUSH_TIMEOUT_MS,
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -112,7 +115,7 @@ export function sendPush(req: PushRequest): Promise<PushAnswer> {
         res.on('error', (err) => finish({ status: 0, body: '', json: undefined, error: err.message }));
       },
     );
-    r.on('timeout', () => r.destroy(new Error(`no answer within ${req.timeoutMs ?? 10_000} ms`)));
+    r.on('timeout', () => r.destroy(new Error(`no answer within ${req.timeoutMs ?? DEFAULT_PUSH_TIMEOUT_MS} ms`)));
     r.on('error', (err) => finish({ status: 0, body: '', json: undefined, error: err.message }));
     r.end(body);
   });

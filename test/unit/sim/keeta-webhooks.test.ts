@@ -217,3 +217,12 @@ test('pushes over HTTP control: /_sim/webhooks, /webhooks/retry, /order-events, 
   }
   t.is((await control(root, 'POST', '/order-events', { url, kind: 'x', shopId: 1, orderViewId: 1 })).status, 400);
 });
+
+test('timeoutMs: a receiver slower than the timeout is reported as no answer', async (t) => {
+  const receiver = await startReceiver(t, () => ({ delayMs: 3000 }));
+  const sim = await startSim(t);
+  const report = await sim.control.pushWebhook({ ...demoPush(`${receiver.url}/h`), timeoutMs: 300 });
+  t.false(report.accepted);
+  t.is(report.answers[0]!.status, 0);
+  t.regex(report.answers[0]!.error ?? '', /no answer within 300 ms/);
+});
