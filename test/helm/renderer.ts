@@ -48,6 +48,8 @@ export type RenderOptions = {
   apiVersions?: string[];
   /** NAME=DIR subcharts (what `helm dependency build` would put in charts/). */
   dependencies?: Record<string, string>;
+  /** Only compute the final values (Helm validates them against the schema before rendering). */
+  valuesOnly?: boolean;
 };
 
 let binary: Promise<string> | undefined;
@@ -89,6 +91,7 @@ export async function render(opts: RenderOptions = {}): Promise<Rendered> {
   for (const v of opts.apiVersions ?? []) args.push('--api-versions', v);
   for (const [name, dir] of Object.entries(opts.dependencies ?? {})) args.push('--dependency', `${name}=${dir}`);
   for (const f of opts.files ?? []) args.push('-f', f);
+  if (opts.valuesOnly) args.push('--values-only');
   let tmp: string | undefined;
   if (opts.values) {
     tmp = mkdtempSync(join(tmpdir(), 'countersign-values-'));

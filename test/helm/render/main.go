@@ -6,6 +6,7 @@
 //
 //	render --chart DIR [-f values.yaml]... [--name RELEASE] [--namespace NS]
 //	       [--kube-version v1.31.0] [--api-versions group/version]... [--dependency NAME=DIR]...
+//	       [--values-only]
 //
 // Output: {"manifests":[{"name":"countersign/templates/x.yaml","content":"..."}],
 // "notes":"...","values":{...final values of the top chart...}}. A template error exits 1
@@ -34,6 +35,7 @@ func main() {
 	flag.Var(&valueFiles, "f", "values file (repeatable; later files win)")
 	flag.Var(&apiVersions, "api-versions", "extra API version for .Capabilities.APIVersions (repeatable)")
 	flag.Var(&dependencies, "dependency", "NAME=DIR: a subchart, as `helm dependency build` would place it in charts/")
+	valuesOnly := flag.Bool("values-only", false, "print only the final values (what Helm validates against values.schema.json, before rendering)")
 	flag.Parse()
 	if *chartDir == "" {
 		fail(fmt.Errorf("--chart is required"))
@@ -52,6 +54,12 @@ func main() {
 		userValues = mergeMaps(userValues, vals)
 	}
 	values := coalesceValues(chart, userValues)
+	if *valuesOnly {
+		if err := json.NewEncoder(os.Stdout).Encode(&Output{Manifests: []Manifest{}, Values: values}); err != nil {
+			fail(err)
+		}
+		return
+	}
 	caps, err := newCapabilities(*kubeVersion, apiVersions)
 	if err != nil {
 		fail(err)
