@@ -113,6 +113,12 @@ test('central Deployment: rolling update without unavailability, grace longer th
   const spread = (pod as unknown as { topologySpreadConstraints: Array<{ topologyKey: string; labelSelector: { matchLabels: Record<string, string> } }> }).topologySpreadConstraints;
   t.is(spread[0]!.topologyKey, 'kubernetes.io/hostname');
   t.deepEqual(spread[0]!.labelSelector.matchLabels, (deploy.spec as unknown as { selector: { matchLabels: object } }).selector.matchLabels);
+  // Your own constraints go through tpl: "{{ .Release.Name }}" becomes the release's name.
+  const custom = podSpec(one(await render({ files: [example('central-redis.yaml')], release: 'egress-gw' }), 'Deployment')) as unknown as { topologySpreadConstraints: typeof spread };
+  t.deepEqual(custom.topologySpreadConstraints.map((c) => [c.topologyKey, c.labelSelector.matchLabels['app.kubernetes.io/instance']]), [
+    ['kubernetes.io/hostname', 'egress-gw'],
+    ['topology.kubernetes.io/zone', 'egress-gw'],
+  ]);
 });
 
 test('central: probes hit /healthz and /readyz on the admin port, which is where the config puts the admin listener', async (t) => {
@@ -356,6 +362,25 @@ test('HorizontalPodAutoscaler scales the Deployment, which then leaves replicas 
   t.is(hpa.spec.maxReplicas, 8);
   t.deepEqual(hpa.spec.metrics.map((m) => [m.resource.name, m.resource.target.averageUtilization]), [['cpu', 65], ['memory', 80]]);
   t.false('replicas' in deploy.spec);
+  const noTarget = await refusal({ values: { ...FULL_CENTRAL, autoscaling: { enabled: true, targetCPUUtilizationPercentage: 0, targetMemoryUtilizationPercentage: 0 } } });
+  t.true(noTarget.includes('autoscaling: set targetCPUUtilizationPercentage or targetMemoryUtilizationPercentage above 0'));
+  const inverted = await refusal({ values: { ...FULL_CENTRAL, autoscaling: { enabled: true, minReplicas: 4, maxReplicas: 3 } } });
+  t.true(inverted.includes('autoscaling.maxReplicas must be at least autoscaling.minReplicas'));
+});
+
+test('PodDisruptionBudget and ServiceAccount: one replica at a time may go, and no API token in the pod', async (t) => {
+  const minimal = await render({ files: [example('minimal.yaml')] });
+  const pdb = one<{ spec: { maxUnavailable?: number; minAvailable?: number; selector: { matchLabels: Record<string, string> } } }>(minimal, 'PodDisruptionBudget');
+  t.is(pdb.spec.maxUnavailable, 1);
+  t.is(pdb.spec.minAvailable, undefined);
+  t.deepEqual(pdb.spec.selector.matchLabels, { 'app.kubernetes.io/name': 'countersign', 'app.kubernetes.io/instance': 'countersign' });
+  const sa = one<{ automountServiceAccountToken: boolean }>(minimal, 'ServiceAccount');
+  t.is(sa.automountServiceAccountToken, false);
+  const deploy = one<{ spec: { template: { spec: { serviceAccountName: string; automountServiceAccountToken: boolean } } } }>(minimal, 'Deployment');
+  t.is(deploy.spec.template.spec.serviceAccountName, sa.metadata.name);
+  t.is(deploy.spec.template.spec.automountServiceAccountToken, false);
+  const redis = await render({ files: [example('central-redis.yaml')] });
+  t.is(one<{ spec: { minAvailable?: number } }>(redis, 'PodDisruptionBudget').spec.minAvailable, 2);
 });
 
 test('ingress listener: a third port and Service, an Ingress for /oauth/ and /hooks/ only, and the upstreams\' inbound settings passed through', async (t) => {

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -66,8 +66,40 @@ async function buildRenderer(): Promise<string> {
     hash.update(name).update(readFileSync(join(RENDER_SRC, name)));
   }
   const out = join(CACHE, `render-${hash.digest('hex').slice(0, 16)}`);
-  if (existsSync(out)) return out;
   mkdirSync(CACHE, { recursive: true });
+  // Test files run in parallel processes: one builds, the others wait for its binary.
+  const lock = `${out}.lock`;
+  for (const started = Date.now(); !existsSync(out); ) {
+    if (tryLock(lock)) {
+      try {
+        if (!existsSync(out)) await goBuild(out);
+      } finally {
+        rmSync(lock, { recursive: true, force: true });
+      }
+      break;
+    }
+    if (Date.now() - started > 300_000) throw new Error(`gave up waiting for ${lock} (remove it if no test runs)`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  return out;
+}
+
+function tryLock(lock: string): boolean {
+  try {
+    mkdirSync(lock);
+    return true;
+  } catch {
+    // A lock left by a killed run is older than any build takes.
+    try {
+      if (Date.now() - statSync(lock).mtimeMs > 240_000) rmSync(lock, { recursive: true, force: true });
+    } catch {
+      /* removed meanwhile */
+    }
+    return false;
+  }
+}
+
+async function goBuild(out: string): Promise<void> {
   const partial = `${out}.${process.pid}.tmp`;
   await run('go', ['build', '-o', partial, '.'], {
     cwd: RENDER_SRC,
@@ -79,8 +111,7 @@ async function buildRenderer(): Promise<string> {
       GOCACHE: join(ROOT, 'node_modules/.cache/go-build'),
     },
   });
-  renameSync(partial, out); // atomic: a parallel test process never runs a half-written binary
-  return out;
+  renameSync(partial, out); // atomic: nobody runs a half-written binary
 }
 
 /** Render a chart; throws RenderError with the renderer's message when the chart refuses. */

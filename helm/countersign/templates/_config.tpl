@@ -79,6 +79,9 @@ Everything the chart refuses, collected so that one `helm template` names every 
 {{- if and $v.autoscaling.enabled (lt (int $v.autoscaling.maxReplicas) (int $v.autoscaling.minReplicas)) -}}
 {{- $problems = append $problems "autoscaling.maxReplicas must be at least autoscaling.minReplicas" -}}
 {{- end -}}
+{{- if and $v.autoscaling.enabled (not (or (gt (int $v.autoscaling.targetCPUUtilizationPercentage) 0) (gt (int $v.autoscaling.targetMemoryUtilizationPercentage) 0))) -}}
+{{- $problems = append $problems "autoscaling: set targetCPUUtilizationPercentage or targetMemoryUtilizationPercentage above 0" -}}
+{{- end -}}
 {{- if $v.metrics.podMonitor.enabled -}}
 {{- $problems = append $problems "metrics.podMonitor is for sidecar mode; in central mode use metrics.serviceMonitor" -}}
 {{- end -}}
@@ -112,7 +115,7 @@ Everything the chart refuses, collected so that one `helm template` names every 
 {{- if and $v.ingress.enabled (not $v.ingress.hosts) -}}
 {{- $problems = append $problems "ingress.hosts: list at least one host name" -}}
 {{- end -}}
-{{- if and $v.networkPolicy.enabled $v.config.store.type (eq $store "redis") (not $v.networkPolicy.redis.to) -}}
+{{- if and $v.networkPolicy.enabled (eq $store "redis") (not $v.networkPolicy.redis.to) -}}
 {{- $problems = append $problems "networkPolicy.redis.to: list the Redis peers (podSelector/namespaceSelector/ipBlock), or the gateway cannot reach its store" -}}
 {{- end -}}
 {{- if $problems -}}
