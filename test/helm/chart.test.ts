@@ -166,13 +166,16 @@ test('the config is mounted at /etc/countersign/config.yaml, the path the contai
   }
 });
 
-test('secrets: no secret value in any ConfigMap; every <key>File of the config is a mounted key of the Secret', async (t) => {
+test('secrets: no secret value in any ConfigMap (nor anywhere but the Secret); every <key>File of the config is a mounted key of the Secret', async (t) => {
   const r = await render({ values: { ...FULL_CENTRAL, metrics: { dashboard: { enabled: true }, prometheusRule: { enabled: true } } } });
-  for (const cm of r.objects.filter((o) => o.kind === 'ConfigMap' || o.kind === 'PrometheusRule')) {
-    const text = JSON.stringify(cm);
-    for (const value of Object.values(FAKE)) t.false(text.includes(value), `${cm.kind} ${cm.metadata.name} holds a secret value`);
-    t.false(text.includes('FAKE-'), `${cm.metadata.name}`);
+  t.is(r.objects.filter((o) => o.kind === 'ConfigMap').length, 2);
+  // Nowhere but in the Secret: not in the ConfigMaps, the Deployment (env, annotations), the NOTES.
+  for (const obj of r.objects.filter((o) => o.kind !== 'Secret')) {
+    const text = JSON.stringify(obj);
+    for (const value of Object.values(FAKE)) t.false(text.includes(value), `${obj.kind} ${obj.metadata.name} holds a secret value`);
+    t.false(text.includes('FAKE-'), `${obj.kind} ${obj.metadata.name}`);
   }
+  t.false(r.notes.includes('FAKE-'));
   const pod = podSpec(one(r, 'Deployment'));
   const c = gatewayContainer(pod);
   const config = configAt(r, pod, c, CONFIG_PATH);
@@ -254,6 +257,28 @@ test('store: file or memory with more than one replica (or an autoscaler) is ref
   t.is(podSpec(one(pvc, 'Deployment')).volumes!.find((v) => v.name === 'countersign-store')?.persistentVolumeClaim?.claimName, claim.metadata.name);
   const outside = await refusal({ values: { ...values, config: { ...values.config, store: { type: 'file', path: '/data/tokens.json' } } } });
   t.true(outside.includes('config.store.path must be under /var/lib/countersign/'));
+});
+
+test('redis store: the password and Sentinel settings reach the config; with Sentinel the URL is optional', async (t) => {
+  const withPassword = await render({ values: { ...FULL_CENTRAL, secrets: { values: { ...FAKE, 'store.password': 'FAKE-redis-pw-3301' } } } });
+  let pod = podSpec(one(withPassword, 'Deployment'));
+  let config = configAt(withPassword, pod, gatewayContainer(pod), CONFIG_PATH) as { store: Record<string, unknown> };
+  t.deepEqual(config.store, {
+    type: 'redis',
+    keyPrefix: 'countersign:',
+    urlFile: '/etc/countersign/secrets/store.url',
+    passwordFile: '/etc/countersign/secrets/store.password',
+  });
+  t.is(mountedFiles(pod, gatewayContainer(pod)).get('/etc/countersign/secrets/store.password')?.key, 'store.password');
+
+  const secrets = { ...FAKE } as Record<string, string>;
+  delete secrets['store.url'];
+  const sentinel = await render({
+    values: { ...FULL_CENTRAL, config: { ...FULL_CENTRAL.config, store: { type: 'redis', sentinels: ['10.0.0.1:26379', '10.0.0.2:26379'], name: 'mymaster' } }, secrets: { values: secrets } },
+  });
+  pod = podSpec(one(sentinel, 'Deployment'));
+  config = configAt(sentinel, pod, gatewayContainer(pod), CONFIG_PATH) as { store: Record<string, unknown> };
+  t.deepEqual(config.store, { type: 'redis', keyPrefix: 'countersign:', sentinels: ['10.0.0.1:26379', '10.0.0.2:26379'], name: 'mymaster' });
 });
 
 test('a grace period not longer than the preStop pause plus the 25 s drain is refused', async (t) => {
