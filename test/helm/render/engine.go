@@ -52,13 +52,14 @@ func releaseInfo(name, namespace string) map[string]interface{} {
 func renderChart(chart *Chart, values map[string]interface{}, release map[string]interface{}, caps *Capabilities) (*Output, error) {
 	var all []renderable
 	collectTemplates(chart, chart.Metadata.Name, values, release, caps, true, &all)
-	// Helm parses deeper paths first, then by name; the order only matters for redefinitions.
+	// Helm's order (sortTemplates: byPathLen reversed): deeper paths first, and within one depth
+	// names in reverse order. It decides which of two same-named defines wins (the last parsed).
 	sort.SliceStable(all, func(i, j int) bool {
 		di, dj := strings.Count(all[i].name, "/"), strings.Count(all[j].name, "/")
 		if di != dj {
 			return di > dj
 		}
-		return all[i].name < all[j].name
+		return all[i].name > all[j].name
 	})
 
 	root := template.New("gotpl").Option("missingkey=zero")
