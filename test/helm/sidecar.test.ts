@@ -154,13 +154,16 @@ test('sidecar with the admin listener on loopback: no port, no admin token, and 
   }
   t.regex(sidecar.livenessProbe!.exec!.command[2]!, /http:\/\/127\.0\.0\.1:19090\/healthz/);
   t.regex(sidecar.readinessProbe!.exec!.command[2]!, /http:\/\/127\.0\.0\.1:19090\/readyz/);
+  t.true(sidecar.readinessProbe!.exec!.command[2]!.includes('AbortSignal.timeout(2000)'), 'the probe gives up after the probe\'s timeoutSeconds');
 
   // Run the probe commands as kubelet would, against the gateway started from this config.
   const [proxyPort, adminPort] = [await freePort(), await freePort()];
   const local = JSON.parse(JSON.stringify(config).replace('127.0.0.1:18080', `127.0.0.1:${proxyPort}`).replace('127.0.0.1:19090', `127.0.0.1:${adminPort}`)) as Record<string, unknown>;
   const file = materialize(local, pod, sidecar, () => 'FAKE-ks-key');
   const probe = async (p: typeof sidecar.livenessProbe) => {
-    const script = p!.exec!.command[2]!.replace('127.0.0.1:19090', `127.0.0.1:${adminPort}`);
+    // The port this test could bind; and a generous answer time, since this machine may be loaded
+    // (kubelet's own timeoutSeconds is what the chart sets: AbortSignal.timeout(2000), checked above).
+    const script = p!.exec!.command[2]!.replace('127.0.0.1:19090', `127.0.0.1:${adminPort}`).replace('AbortSignal.timeout(2000)', 'AbortSignal.timeout(30000)');
     try {
       await run(process.execPath, ['-e', script]);
       return 0;
@@ -172,12 +175,12 @@ test('sidecar with the admin listener on loopback: no port, no admin token, and 
   const child = spawnCli(['serve', '--config', file]);
   try {
     let ready = 1;
-    for (let i = 0; i < 150 && ready !== 0; i++) {
+    for (const deadline = Date.now() + 45_000; ready !== 0 && Date.now() < deadline; ) {
       ready = await probe(sidecar.readinessProbe);
       if (ready !== 0) await new Promise((res) => setTimeout(res, 200));
     }
     t.is(ready, 0, 'the readiness probe passes once the gateway is ready');
-    t.is(await probe(sidecar.livenessProbe), 0);
+    t.is(await probe(sidecar.livenessProbe), 0, 'the liveness probe passes while the gateway runs');
   } finally {
     child.kill('SIGTERM');
     await new Promise((res) => child.once('exit', res));

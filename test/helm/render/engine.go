@@ -12,8 +12,8 @@ import (
 	"strings"
 	"text/template"
 
-	sprig "github.com/Masterminds/sprig"
 	semver "github.com/Masterminds/semver"
+	sprig "github.com/Masterminds/sprig"
 	"sigs.k8s.io/yaml"
 )
 
@@ -127,7 +127,6 @@ func funcMap(t *template.Template) template.FuncMap {
 	includedNames := map[string]int{}
 	extra := template.FuncMap{
 		"toYaml":        toYAML,
-		"toYamlPretty":  toYAML,
 		"fromYaml":      fromYAML,
 		"fromYamlArray": fromYAMLArray,
 		"toJson":        toJSON,
