@@ -1,6 +1,9 @@
 import test from 'ava';
-import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { ROOT, runCli } from '../helpers/cli.js';
 import { CONFIG_PATH, example, existingSecretValue, FULL_CENTRAL, refusal, secretData } from './chart-values.js';
@@ -86,6 +89,21 @@ test('grafana: the chart\'s copies equal grafana/ (run `npm run chart:sync` afte
     const copy = readFileSync(join(CHART, 'files', name));
     t.true(source.equals(copy), `helm/countersign/files/${name} differs from grafana/${name}: run npm run chart:sync`);
   }
+});
+
+test('`npm run chart:sync` copies grafana/ into the chart', async (t) => {
+  // In a scratch tree shaped like the repository, with grafana/ files the chart does not have yet.
+  const dir = mkdtempSync(join(tmpdir(), 'countersign-sync-'));
+  mkdirSync(join(dir, 'helm/countersign/files'), { recursive: true });
+  mkdirSync(join(dir, 'grafana'));
+  copyFileSync(join(ROOT, 'helm/sync-grafana.mjs'), join(dir, 'helm/sync-grafana.mjs'));
+  writeFileSync(join(dir, 'grafana/alerts.yaml'), 'groups: []\n');
+  writeFileSync(join(dir, 'grafana/countersign-dashboard.json'), '{"title": "changed"}\n');
+  await promisify(execFile)(process.execPath, [join(dir, 'helm/sync-grafana.mjs')]);
+  t.is(readFileSync(join(dir, 'helm/countersign/files/alerts.yaml'), 'utf8'), 'groups: []\n');
+  t.is(readFileSync(join(dir, 'helm/countersign/files/countersign-dashboard.json'), 'utf8'), '{"title": "changed"}\n');
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  t.is(pkg.scripts['chart:sync'], 'node helm/sync-grafana.mjs');
 });
 
 test('PrometheusRule carries exactly the rule groups of grafana/alerts.yaml; the dashboard ConfigMap holds grafana\'s JSON for the Grafana sidecar', async (t) => {
