@@ -58,6 +58,9 @@ test('central: the security context is non-root, read-only, without privilege es
   t.deepEqual(sc.seccompProfile, { type: 'RuntimeDefault' });
   t.is(pod.securityContext!.runAsNonRoot, true);
   t.deepEqual(pod.securityContext!.seccompProfile, { type: 'RuntimeDefault' });
+  // Config and secrets readable by the gateway's group only (fsGroup 10001), read-only.
+  t.is(pod.volumes![0]!.projected?.defaultMode, 0o440);
+  t.is(pod.securityContext!.fsGroup, 10001);
   // Nothing writable is mounted with a redis store: no volume but the read-only config.
   t.deepEqual(gatewayContainer(pod).volumeMounts, [{ name: 'countersign-config', mountPath: '/etc/countersign', readOnly: true }]);
 });

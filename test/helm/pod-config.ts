@@ -23,7 +23,7 @@ type ProjectedSource = {
   configMap?: { name: string; items: Array<{ key: string; path: string }> };
   secret?: { name: string; items: Array<{ key: string; path: string }> };
 };
-export type Volume = { name: string; projected?: { sources: ProjectedSource[] }; emptyDir?: object; persistentVolumeClaim?: { claimName: string } };
+export type Volume = { name: string; projected?: { defaultMode?: number; sources: ProjectedSource[] }; emptyDir?: object; persistentVolumeClaim?: { claimName: string } };
 export type PodSpec = { containers: Container[]; initContainers?: Container[]; volumes?: Volume[]; securityContext?: Record<string, unknown>; terminationGracePeriodSeconds?: number };
 
 export function podSpec(obj: K8sObject): PodSpec {

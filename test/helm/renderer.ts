@@ -135,7 +135,8 @@ export async function render(opts: RenderOptions = {}): Promise<Rendered> {
     const out = JSON.parse(stdout) as { manifests: Array<{ name: string; content: string }>; notes: string; values: Record<string, unknown> };
     const objects: Rendered['objects'] = [];
     for (const m of out.manifests) {
-      for (const doc of parseAllDocuments(m.content)) {
+      // YAML 1.1, as the API server reads what helm sends (0440 is octal, yes is true).
+      for (const doc of parseAllDocuments(m.content, { version: '1.1' })) {
         if (doc.errors.length) throw new Error(`${m.name}: ${doc.errors[0]!.message}`);
         const obj = doc.toJS() as K8sObject | null;
         if (obj !== null) objects.push({ ...obj, template: m.name });

@@ -48,7 +48,7 @@ function asHelmOutput(r: Rendered): string {
   const byTemplate = new Map<string, string[]>();
   for (const o of r.objects) {
     const { template, ...obj } = o;
-    byTemplate.set(template, [...(byTemplate.get(template) ?? []), stringify(obj)]);
+    byTemplate.set(template, [...(byTemplate.get(template) ?? []), stringify(obj, { version: '1.1' })]);
   }
   const header = '# Rendered from examples/my-service with the countersign chart as its dependency\n# (release my-service, namespace shop). Regenerate: UPDATE_CHART_EXAMPLES=1 npx ava test/helm/sidecar.test.ts\n';
   return header + [...byTemplate].flatMap(([template, objs]) => objs.map((o) => `---\n# Source: ${template}\n${o}`)).join('');
@@ -119,6 +119,8 @@ test('sidecar with examples/sidecar.yaml: the pod mounts this release\'s ConfigM
   const sources = [...mountedFiles(pod, sidecar).values()];
   const names = new Set(r.objects.filter((o) => o.kind === 'ConfigMap' || o.kind === 'Secret').map((o) => `${o.kind}/${o.metadata.name}`));
   for (const s of sources) t.true(names.has(`${s.kind === 'configMap' ? 'ConfigMap' : 'Secret'}/${s.name}`), `${s.kind} ${s.name} is not rendered`);
+  // The app's pod may set no fsGroup: files stay readable to the gateway's user.
+  t.is(pod.volumes!.find((v) => v.name === 'countersign-config')?.projected?.defaultMode, 0o444);
   // File store on an emptyDir at the only writable path.
   t.deepEqual(pod.volumes!.find((v) => v.name === 'countersign-store'), { name: 'countersign-store', emptyDir: {} });
   t.true(sidecar.volumeMounts!.some((m) => m.name === 'countersign-store' && m.mountPath === '/var/lib/countersign'));
@@ -172,12 +174,26 @@ test('sidecar with the admin listener on loopback: no port, no admin token, and 
     }
   };
   t.is(await probe(sidecar.livenessProbe), 1, 'nothing listens yet: the probe fails');
+  t.timeout(240_000); // starting the gateway from source takes long on a loaded machine
   const child = spawnCli(['serve', '--config', file]);
+  let output = '';
   try {
+    // Wait for the gateway to say it listens (or to exit), however long a loaded machine takes.
+    const started = await new Promise<boolean>((resolve) => {
+      const onData = (chunk: Buffer) => {
+        output += chunk.toString();
+        if (output.includes('countersign listening')) resolve(true);
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.once('exit', () => resolve(false));
+    });
+    t.true(started, output);
+    // Then as kubelet does: probe until it passes, failureThreshold-like.
     let ready = 1;
-    for (const deadline = Date.now() + 45_000; ready !== 0 && Date.now() < deadline; ) {
+    for (let attempt = 0; attempt < 20 && ready !== 0; attempt++) {
       ready = await probe(sidecar.readinessProbe);
-      if (ready !== 0) await new Promise((res) => setTimeout(res, 200));
+      if (ready !== 0) await new Promise((res) => setTimeout(res, 500));
     }
     t.is(ready, 0, 'the readiness probe passes once the gateway is ready');
     t.is(await probe(sidecar.livenessProbe), 0, 'the liveness probe passes while the gateway runs');
