@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { callbacksSchema, oauthSchema, webhooksSchema } from './ingress-schema.js';
 
 /**
  * The config file's schema (SPEC.md "Config file"). Unknown keys are errors everywhere.
@@ -57,6 +58,10 @@ const keetaUpstream = z
     tokenErrorCodes: z.array(z.number().int()).default([]),
     appLevelPaths: z.array(upstreamPath).default(['/base/callback/url/set']),
     timeout: positiveDuration.default('10s'),
+    /** Merchant authorization links and the OAuth redirect (ingress). */
+    oauth: oauthSchema.optional(),
+    /** Webhooks Keeta pushes to the ingress listener. */
+    webhooks: webhooksSchema.optional(),
   })
   .strict();
 
@@ -73,6 +78,8 @@ const keysecureUpstream = z
     /** Stamp this far in the past so a timestamp never lands in the upstream's future (docs/protocols.md 4.3). */
     timestampMargin: duration.default('1s'),
     timeout: positiveDuration.default('10s'),
+    /** Callbacks KeySecure pushes to the ingress listener. */
+    callbacks: callbacksSchema.optional(),
   })
   .strict();
 
@@ -117,7 +124,7 @@ const store = z.discriminatedUnion(
 export const configSchema = z
   .object({
     listen: z
-      .object({ proxy: hostPort.default('0.0.0.0:8080'), admin: hostPort.default('127.0.0.1:9090') })
+      .object({ proxy: hostPort.default('0.0.0.0:8080'), admin: hostPort.default('127.0.0.1:9090'), ingress: hostPort.optional() })
       .strict()
       .default({}),
     admin: z.object({ token: secret.refine((t) => t.length >= 16, 'must be at least 16 characters').optional() }).strict().default({}),
@@ -133,6 +140,10 @@ export const configSchema = z
     for (const name of names) {
       if (!UPSTREAM_NAME.test(name)) {
         ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['upstreams', name], message: 'name must be lowercase letters, digits, - or _ (it is the first path segment)' });
+      }
+      const u = cfg.upstreams[name]!;
+      if (u.type === 'keysecure' && u.callbacks && u.callbacks.verify !== 'off' && u.callbacks.secret === undefined && u.apiSecret === undefined) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['upstreams', name, 'callbacks', 'secret'], message: 'required to verify callbacks (or set apiSecret, the default)' });
       }
     }
     const seenNames = new Set<string>();

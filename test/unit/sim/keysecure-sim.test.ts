@@ -173,7 +173,7 @@ test('token issue and use; expired_time is absolute ms, 24 h ahead; older tokens
   t.is(res.json['msg'], 'Success');
   const { access_token, expired_time } = res.json['data'] as { access_token: string; expired_time: number };
   t.is(typeof access_token, 'string');
-  t.true(Math.abs(expired_time - (Date.now() + 24 * 3600_000)) < 5000);
+  t.true(Math.abs(expired_time - (Date.now() + 24 * 3600_000)) < 30_000);
   const use = await ks(sim, CARD_LIST, { body: { page: 0, size: 10 }, headers: { 'Access-Token': access_token } });
   t.deepEqual(use.json, { code: 0, msg: 'Success', data: { list: [], total: 0, page: 0, size: 10 } });
   const second = await getToken(sim);
@@ -227,12 +227,12 @@ test('clock offset shifts the Date header and the Timestamp window', async (t) =
   const real = () => ks(sim, CARD_LIST, { body: {}, headers: { 'Access-Token': token, Timestamp: String(Date.now()) } });
   const first = await real();
   t.is(first.json['code'], 0);
-  t.true(Math.abs(Date.parse(first.headers.get('date') ?? '') - Date.now()) < 3000);
+  t.true(Math.abs(Date.parse(first.headers.get('date') ?? '') - Date.now()) < 10_000);
 
   sim.control.setClockOffset(120_000); // simulator 2 min ahead: a real-time stamp is stale
   const stale = await real();
   t.is(stale.json['code'], K.TIMESTAMP_INVALID);
-  t.true(Math.abs(Date.parse(stale.headers.get('date') ?? '') - (Date.now() + 120_000)) < 3000);
+  t.true(Math.abs(Date.parse(stale.headers.get('date') ?? '') - (Date.now() + 120_000)) < 10_000);
   t.is((await ks(sim, CARD_LIST, { body: {}, headers: { 'Access-Token': token } })).json['code'], 0, 'stamped from the Date-corrected clock');
 
   sim.control.setClockOffset(-5000); // simulator 5 s behind: a real-time stamp is in the future
@@ -355,7 +355,7 @@ test('control over HTTP: clock, failNext, counters, whitelist, revoke, expire, r
   t.like((await control(sim, 'POST', '/clock', { offsetMs: 600_000 })).json, { offsetMs: 600_000 });
   const res = await list({ Timestamp: String(Date.now()) });
   t.is(res.json['code'], K.TIMESTAMP_INVALID);
-  t.true(Math.abs(Date.parse(res.headers.get('date') ?? '') - (Date.now() + 600_000)) < 3000);
+  t.true(Math.abs(Date.parse(res.headers.get('date') ?? '') - (Date.now() + 600_000)) < 10_000);
   await control(sim, 'POST', '/clock', { offsetMs: 0 });
 
   await control(sim, 'POST', '/fail-next', { count: 1, httpStatus: 500, body: { error: 'boom' } });
