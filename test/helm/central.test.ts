@@ -281,7 +281,11 @@ test('ingress listener: a third port and Service, an Ingress for /oauth/ and /ho
   const values = parse(readFileSync(example('central-ingress.yaml'), 'utf8')) as { config: { upstreams: Record<string, Record<string, unknown>> } };
   t.deepEqual(config.upstreams.keeta!.oauth, values.config.upstreams.keeta!.oauth);
   t.deepEqual(config.upstreams.keeta!.webhooks, values.config.upstreams.keeta!.webhooks);
-  t.deepEqual(config.upstreams['keysecure-hk']!.callbacks, values.config.upstreams['keysecure-hk']!.callbacks);
+  // The callback app id is a secret of the gateway's: from the Secret, as a file.
+  t.deepEqual(config.upstreams['keysecure-hk']!.callbacks, {
+    ...(values.config.upstreams['keysecure-hk']!.callbacks as object),
+    appIdFile: '/etc/countersign/secrets/upstreams.keysecure-hk.callbacks.appId',
+  });
   const svc = one<{ spec: { ports: Array<{ name: string; port: number; targetPort: string }> } }>(r, 'Service', '-ingress');
   t.deepEqual(svc.spec.ports.map((p) => [p.name, p.port, p.targetPort]), [['ingress', 8443, 'ingress']]);
   const ing = one<{ spec: { ingressClassName: string; rules: Array<{ host: string; http: { paths: Array<{ path: string; pathType: string; backend: { service: { name: string; port: { name: string } } } }> } }> } }>(r, 'Ingress');

@@ -61,9 +61,8 @@ test('Chart.yaml: apiVersion v2, and appVersion is the package version', (t) => 
 // One test per render, so that they run side by side and each reports on its own.
 const checkConfigCases: Array<[string, Parameters<typeof render>[0]]> = [
   ...exampleFiles()
-    // The ingress listener's config (listen.ingress, oauth, webhooks, callbacks) is checked by shape
-    // below; the sidecar's pod is checked in sidecar.test.ts.
-    .filter((f) => !f.endsWith('central-ingress.yaml') && !f.endsWith('sidecar.yaml'))
+    // The sidecar's pod is checked in sidecar.test.ts.
+    .filter((f) => !f.endsWith('sidecar.yaml'))
     .map((f): [string, Parameters<typeof render>[0]] => [`examples/${basename(f)}`, { files: [f] }]),
   ['values with fake secrets of every kind', { values: FULL_CENTRAL }],
 ];

@@ -54,6 +54,12 @@ The gateway's config.yaml, from .Values.config plus what the chart owns: listen 
 {{- $_ := set $out (printf "%sFile" $secret) (include "countersign.secretFile" (dict "root" $root "key" $key)) -}}
 {{- end -}}
 {{- end -}}
+{{- range $secret := list "appId" "secret" -}}
+{{- $key := printf "upstreams.%s.callbacks.%s" $name $secret -}}
+{{- if has $key $keys -}}
+{{- $_ := set $out.callbacks (printf "%sFile" $secret) (include "countersign.secretFile" (dict "root" $root "key" $key)) -}}
+{{- end -}}
+{{- end -}}
 {{- $_ := set $upstreams $name $out -}}
 {{- end -}}
 {{- $_ := set $cfg "upstreams" $upstreams -}}

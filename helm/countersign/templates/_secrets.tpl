@@ -5,7 +5,8 @@ Returns JSON {"keys": [...], "problems": [...]}; keys are sorted.
   required: admin.token (admin listener off loopback), store.url (redis without sentinels or
             nodes), callers.<name>.token, upstreams.<name>.appSecret (keeta),
             upstreams.<name>.apiKey (keysecure)
-  optional: admin.token (on loopback), store.password, upstreams.<name>.apiSecret (keysecure):
+  optional: admin.token (on loopback), store.password, upstreams.<name>.apiSecret (keysecure),
+            upstreams.<name>.callbacks.appId / .secret (keysecure with callbacks):
             mounted when secrets.values has them, or secrets.existingSecretOptionalKeys lists them
 */}}
 {{- define "countersign.secretPlan" -}}
@@ -35,6 +36,10 @@ Returns JSON {"keys": [...], "problems": [...]}; keys are sorted.
 {{- else if eq $u.type "keysecure" -}}
 {{- $required = append $required (printf "upstreams.%s.apiKey" $name) -}}
 {{- $optional = append $optional (printf "upstreams.%s.apiSecret" $name) -}}
+{{- if $u.callbacks -}}
+{{- $optional = append $optional (printf "upstreams.%s.callbacks.appId" $name) -}}
+{{- $optional = append $optional (printf "upstreams.%s.callbacks.secret" $name) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- $keys := list -}}
