@@ -1,0 +1,103 @@
+{{/*
+Pod parts shared by the central Deployment and the sidecar: volumes, mounts, probes, the
+container's command line and environment.
+*/}}
+
+{{/*
+One projected volume at /etc/countersign: config.yaml from the ConfigMap and every referenced
+Secret key under secrets/. One volume and no subPath: Kubernetes updates both in place when
+the ConfigMap or Secret changes, and nothing is mounted inside a read-only ConfigMap volume.
+*/}}
+{{- define "countersign.volumes" -}}
+{{- $keys := (include "countersign.secretPlan" . | fromJson).keys -}}
+- name: countersign-config
+  projected:
+    {{- /* Sidecar pods belong to other charts, which may set no fsGroup: keep files readable. */}}
+    defaultMode: {{ if eq .Values.mode "sidecar" }}0444{{ else }}0440{{ end }}
+    sources:
+      - configMap:
+          name: {{ include "countersign.configMapName" . }}
+          items:
+            - key: config.yaml
+              path: config.yaml
+      {{- if $keys }}
+      - secret:
+          name: {{ include "countersign.secretName" . }}
+          items:
+            {{- range $keys }}
+            - key: {{ . }}
+              path: secrets/{{ . }}
+            {{- end }}
+      {{- end }}
+{{- if include "countersign.usesStoreVolume" . }}
+- name: countersign-store
+  {{- if .Values.persistence.enabled }}
+  persistentVolumeClaim:
+    claimName: {{ include "countersign.storeClaimName" . }}
+  {{- else }}
+  emptyDir: {}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "countersign.volumeMounts" -}}
+- name: countersign-config
+  mountPath: {{ include "countersign.configDir" . }}
+  readOnly: true
+{{- if include "countersign.usesStoreVolume" . }}
+- name: countersign-store
+  mountPath: {{ include "countersign.storeDir" . }}
+{{- end }}
+{{- end -}}
+
+{{- define "countersign.args" -}}
+- serve
+- --config
+- {{ include "countersign.configPath" . }}
+{{- end -}}
+
+{{- define "countersign.env" -}}
+- name: NODE_ENV
+  value: production
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+A probe of an admin route. Off loopback kubelet calls it over HTTP; on loopback (a sidecar
+keeping /admin/* inside the pod) kubelet cannot reach it, so node in the container asks.
+Arguments: root, path, settings (the probes.* values).
+*/}}
+{{- define "countersign.probe" -}}
+{{- $root := .root -}}
+{{- if include "countersign.adminOnLoopback" $root -}}
+exec:
+  command:
+    - node
+    - -e
+    - {{ printf "fetch('http://%s%s',{signal:AbortSignal.timeout(%d)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))" (include "countersign.hostPort" (dict "host" $root.Values.sidecar.adminAddress "port" (int $root.Values.listen.adminPort))) .path (mul 1000 (int .settings.timeoutSeconds)) | quote }}
+{{- else -}}
+httpGet:
+  path: {{ .path }}
+  port: {{ if eq $root.Values.mode "sidecar" }}cs-admin{{ else }}admin{{ end }}
+{{- end }}
+{{ toYaml .settings }}
+{{- end -}}
+
+{{- define "countersign.probes" -}}
+startupProbe:
+  {{- include "countersign.probe" (dict "root" . "path" "/readyz" "settings" .Values.probes.startup) | nindent 2 }}
+livenessProbe:
+  {{- include "countersign.probe" (dict "root" . "path" "/healthz" "settings" .Values.probes.liveness) | nindent 2 }}
+readinessProbe:
+  {{- include "countersign.probe" (dict "root" . "path" "/readyz" "settings" .Values.probes.readiness) | nindent 2 }}
+{{- end -}}
+
+{{/* Annotations that roll the pods when the config or the chart-made Secret changes. */}}
+{{- define "countersign.checksumAnnotations" -}}
+checksum/countersign-config: {{ include "countersign.config" . | sha256sum }}
+{{- if not .Values.secrets.existingSecret }}
+checksum/countersign-secrets: {{ toJson .Values.secrets.values | sha256sum }}
+{{- end }}
+{{- end -}}
