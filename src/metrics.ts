@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
- * Every metric family Countersign exports (SPEC.md "Metrics"). One instance per app, on the
+ * Every metric family Countersign exports (README "Metrics, dashboard, alerts"). One instance per app, on the
  * app's own Registry, so tests can build many apps side by side.
  *
  * Labels are bounded: upstream names come from config, classes/codes/reasons/triggers from

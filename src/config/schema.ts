@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { parseDuration } from './duration.js';
 
 /**
- * The config file's schema (SPEC.md "Config file"). Unknown keys are errors everywhere.
+ * The config file's schema (README "Config"). Unknown keys are errors everywhere.
  * Validation only: interpolation and `<key>File` secrets happen before (resolve.ts).
  */
 
