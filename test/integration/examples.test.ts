@@ -1,49 +1,20 @@
 import test from 'ava';
-import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { parse } from 'yaml';
+import { join } from 'node:path';
 import { ROOT, runCli } from '../helpers/cli.js';
+import { prepareExample } from '../helpers/examples.js';
 
 /**
  * The configs in examples/ are valid as shipped: `countersign check-config` accepts each one
  * once its secret files and environment variables exist, and prints none of the secrets.
+ * (test/integration/production-layout.test.ts runs the same check with the compiled CLI.)
  */
 
-/** Every `<key>File` path in a parsed config. */
-function secretFiles(value: unknown, found: string[] = []): string[] {
-  if (Array.isArray(value)) value.forEach((v) => secretFiles(v, found));
-  else if (value !== null && typeof value === 'object') {
-    for (const [k, v] of Object.entries(value)) {
-      if (k.endsWith('File') && typeof v === 'string') found.push(v);
-      else secretFiles(v, found);
-    }
-  }
-  return found;
-}
-
-const secretValue = (name: string) => `${name.replace(/\W/g, '-')}-${randomBytes(12).toString('hex')}`;
-
 async function checkExample(name: string) {
-  const text = readFileSync(join(ROOT, 'examples', name), 'utf8');
-  const dir = mkdtempSync(join(tmpdir(), 'cs-example-'));
-  const config = join(dir, 'config.yaml');
-  copyFileSync(join(ROOT, 'examples', name), config);
-  const secrets: string[] = [];
-  const files = secretFiles(parse(text));
-  for (const file of files) {
-    const value = secretValue(file);
-    // A Redis URL must look like one; its password is the secret part.
-    const content = file.includes('redis-url') ? `redis://:${value}@redis.egress.svc:6379/0` : value;
-    mkdirSync(dirname(join(dir, file)), { recursive: true });
-    writeFileSync(join(dir, file), `${content}\n`);
-    secrets.push(value);
-  }
-  const env: Record<string, string> = {};
-  for (const [, variable] of text.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g)) env[variable!] = /APP_ID$/.test(variable!) ? '3340612437' : secretValue(variable!);
-  const result = await runCli(['check-config', '--config', config], env);
-  return { ...result, files, env, secrets };
+  const example = prepareExample(name);
+  const result = await runCli(['check-config', '--config', example.config], example.env);
+  return { ...result, ...example };
 }
 
 test('examples/config.yaml (central egress, Redis, every secret a file) passes check-config without printing a secret', async (t) => {

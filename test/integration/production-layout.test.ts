@@ -1,11 +1,12 @@
 import test from 'ava';
 import { execFile, spawn } from 'node:child_process';
-import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { startKeetaSim, startKeySecureSim } from '../../src/sim/index.js';
 import { ROOT } from '../helpers/cli.js';
+import { prepareExample } from '../helpers/examples.js';
 import { importPair, KEETA_APP_ID, KEETA_SECRET } from '../helpers/keeta-setup.js';
 import { KS_API_KEY, KS_API_SECRET } from '../helpers/keysecure-setup.js';
 
@@ -32,6 +33,20 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
+/** The image's environment: NODE_ENV=production and nothing inherited but PATH. */
+function imageEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return { NODE_ENV: 'production', PATH: process.env.PATH ?? '/usr/bin:/bin', ...extra };
+}
+
+/** Run a command to completion as the image's user (when this test is root), in the image's environment. */
+function runAs(cmd: string, args: string[], cwd: string, env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+  const child = spawn(cmd, args, { cwd, env: imageEnv(env), stdio: ['ignore', 'pipe', 'pipe'], ...(asRoot && { uid: IMAGE_UID, gid: IMAGE_GID }) });
+  let output = '';
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, output })));
+}
+
 function listFiles(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile())
@@ -43,6 +58,7 @@ test('the runtime layout installs no dev dependency, serves both upstreams as a 
   t.timeout(300_000);
   const base = mkdtempSync(join(tmpdir(), 'cs-image-'));
   chmodSync(base, 0o755);
+  t.teardown(() => rmSync(base, { recursive: true, force: true }));
 
   // Build stage: a fresh compile of src/ (npm run build, into a staging copy) beside the files the Dockerfile copies.
   const staging = join(base, 'src');
@@ -77,6 +93,15 @@ test('the runtime layout installs no dev dependency, serves both upstreams as a 
     () => 'not found',
   );
   t.is(resolveTs, 'not found');
+
+  // The compiled CLI accepts the shipped examples (the image's `check-config`), printing no secret.
+  for (const name of ['config.yaml', 'sidecar.yaml']) {
+    const example = prepareExample(name);
+    const checked = await runAs(process.execPath, [join(app, 'dist/cli.js'), 'check-config', '--config', example.config], app, example.env);
+    t.is(checked.code, 0, `${name}: ${checked.output}`);
+    t.regex(checked.output, /config OK/);
+    for (const secret of example.secrets) t.false(checked.output.includes(secret), `${name}: a secret was printed`);
+  }
 
   // The image's writable volume and its mounted config and secrets.
   const volume = join(base, 'var-lib-countersign');
@@ -118,7 +143,7 @@ upstreams:
   // ENTRYPOINT ["node", "/app/dist/cli.js"], CMD ["serve", "--config", …], WORKDIR /app, ENV NODE_ENV=production.
   const child = spawn(process.execPath, [join(app, 'dist/cli.js'), 'serve', '--config', join(etc, 'config.yaml')], {
     cwd: app,
-    env: { NODE_ENV: 'production', PATH: process.env.PATH ?? '/usr/bin:/bin', LOG_LEVEL: 'info' },
+    env: imageEnv({ LOG_LEVEL: 'info' }),
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(asRoot && { uid: IMAGE_UID, gid: IMAGE_GID }),
   });
