@@ -69,8 +69,11 @@ export function buildApp(deps: AppDeps): App {
   const clock = deps.clock ?? systemClock;
   const log = deps.logger ?? createLogger();
   const registry = deps.registry ?? new Registry();
-  const upstreamNames = Object.keys(config.upstreams);
-  const metrics = createMetrics({ registry, upstreams: upstreamNames, now: () => clock.now() });
+  const metrics = createMetrics({
+    registry,
+    upstreams: Object.entries(config.upstreams).map(([name, u]) => ({ name, type: u.type })),
+    now: () => clock.now(),
+  });
   const forwarder = deps.forwarder ?? createForwarder();
   const cache = new TokenCache();
 

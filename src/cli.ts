@@ -5,7 +5,7 @@ import { loadConfig, summarizeConfig, type Config } from './config/load.js';
 import { ConfigError } from './errors.js';
 import { jsonSyntaxMessage, signCommand } from './sign-command.js';
 import { createLogger } from './logger.js';
-import { listenApp } from './server.js';
+import { listenApp, ListenError } from './server.js';
 
 const USAGE = `usage:
   countersign [serve] --config FILE            run the gateway (COUNTERSIGN_CONFIG may name the file)
@@ -92,13 +92,22 @@ export async function main(argv: string[]): Promise<number> {
 async function serve(config: Config): Promise<number> {
   const log = createLogger();
   const app = buildApp({ config, logger: log });
+  // Bind first: a port in use is one clear line and exit 1, before the store is touched.
+  let listening;
+  try {
+    listening = await listenApp(app, config.listen);
+  } catch (err) {
+    if (!(err instanceof ListenError)) throw err;
+    log.fatal({ address: err.address }, err.message);
+    return 1;
+  }
   try {
     await app.start();
   } catch (err) {
     log.fatal({ err: (err as Error).message }, 'cannot start');
+    await listening.shutdown(0).catch(() => {});
     return 1;
   }
-  const listening = await listenApp(app, config.listen);
   log.info({ proxy: listening.proxyUrl, admin: listening.adminUrl, upstreams: Object.keys(config.upstreams) }, 'countersign listening');
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {

@@ -25,6 +25,11 @@ async function main(): Promise<void> {
   mkdirSync(DIR, { recursive: true });
   rmSync(join(DIR, 'tokens.json'), { force: true });
   const configFile = join(DIR, 'countersign.yaml');
+  // Secrets as mounted files (the Kubernetes form), so `countersign sign --config` and
+  // `check-config` work on this config as they are, with no environment to set.
+  mkdirSync(join(DIR, 'secrets'), { recursive: true });
+  writeFileSync(join(DIR, 'secrets', 'keeta-app-secret'), `${SIM_DEFAULTS.keeta.appSecret}\n`);
+  writeFileSync(join(DIR, 'secrets', 'keysecure-api-key'), `${SIM_DEFAULTS.keysecure.apiKey}\n`);
   writeFileSync(
     configFile,
     `# Written by npm run demo: the gateway in front of the local simulators.
@@ -39,22 +44,19 @@ upstreams:
     type: keeta
     baseUrl: ${keeta.baseUrl}
     appId: ${SIM_DEFAULTS.keeta.appId}
-    appSecret: \${DEMO_KEETA_APP_SECRET}
+    appSecretFile: ./secrets/keeta-app-secret
     tokenErrorCodes: [115000105]
   keysecure-hk:
     type: keysecure
     baseUrl: ${keysecure.baseUrl}
-    apiKey: \${DEMO_KEYSECURE_API_KEY}
+    apiKeyFile: ./secrets/keysecure-api-key
     timezone: UTC+8
     language: en_US
 `,
   );
-  const config = loadConfig(configFile, {
-    ...process.env,
-    DEMO_KEETA_APP_SECRET: SIM_DEFAULTS.keeta.appSecret,
-    DEMO_KEYSECURE_API_KEY: SIM_DEFAULTS.keysecure.apiKey,
-  });
-  const log = createLogger({ level: process.env.LOG_LEVEL ?? 'warn' });
+  const config = loadConfig(configFile, process.env);
+  // One access-log line per request, as in production (LOG_LEVEL=warn quietens it).
+  const log = createLogger({ level: process.env.LOG_LEVEL || 'info' });
   const app = buildApp({ config, logger: log });
   await app.start();
   const listening = await listenApp(app, config.listen);
@@ -91,6 +93,9 @@ Try these (each answers "code":0):
 
   # KeySecure: GET with path and query passed through
   curl -s '${p}/keysecure-hk/open-api/v1/card/${cardNo}/detail'
+
+  # Debug a Keeta signature: the exact string hashed (secret shown as <appSecret>) and the sig
+  npx countersign sign --config ${configFile} --upstream keeta --path /order/get --merchant ${MERCHANT} --body '{"orderViewId": 1, "shopId": ${SHOPS[0]}}'
 
 Operator views (open them, or fetch them with curl -s):
   ${a}/admin/tokens        token states, expiry, shop counts (never a token)

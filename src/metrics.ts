@@ -27,6 +27,18 @@ export const CLASSES = [
 ] as const;
 export type RequestClass = (typeof CLASSES)[number];
 
+/** Classes every upstream can end in, whatever its protocol. */
+const COMMON_CLASSES = ['success', 'upstream_http_error', 'network_error', 'timeout', 'rejected'] as const;
+
+/** The classes an upstream of each type can produce (docs/protocols.md 4.4): only these get series. */
+export const CLASSES_BY_TYPE: Readonly<Record<'keeta' | 'keysecure', readonly RequestClass[]>> = {
+  keeta: [...COMMON_CLASSES, 'partial_failure', 'signature_error', 'business_error', 'server_error', 'unknown_error'],
+  keysecure: [...COMMON_CLASSES, 'auth_error', 'timestamp_error', 'ip_not_allowed', 'rate_limited', 'server_error', 'business_error', 'unknown_error'],
+};
+
+/** An upstream as the metrics see it: a name alone (every class) or a name and its type. */
+export type MetricsUpstream = string | { name: string; type: 'keeta' | 'keysecure' };
+
 export type RetryReason = 'token' | 'clock_skew';
 export type RefreshTrigger = 'proactive' | 'on_demand' | 'rejected' | 'admin';
 export type RefreshResult = 'success' | 'failure';
@@ -56,8 +68,11 @@ export interface TokenSnapshot {
 
 export interface MetricsOptions {
   registry?: Registry;
-  /** Upstream names from config: series are pre-created at zero so dashboards and rates work from the start. */
-  upstreams?: readonly string[];
+  /**
+   * Upstreams from config: series are pre-created at zero so dashboards and rates work from the
+   * start. With a type, only the classes that type can produce are created.
+   */
+  upstreams?: readonly MetricsUpstream[];
   /** Called at scrape time for the token gauges. */
   tokenSnapshots?: () => Iterable<TokenSnapshot>;
   /** Milliseconds since the epoch, for seconds-to-expiry. */
@@ -71,6 +86,7 @@ export function createMetrics(options: MetricsOptions = {}) {
   const registry = options.registry ?? new Registry();
   const registers = [registry];
   const now = options.now ?? Date.now;
+  const upstreams = (options.upstreams ?? []).map((u) => (typeof u === 'string' ? { name: u, classes: CLASSES } : { name: u.name, classes: CLASSES_BY_TYPE[u.type] }));
   let tokenSnapshots = options.tokenSnapshots ?? (() => []);
 
   const requests = new Counter({
@@ -135,7 +151,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     collect() {
       this.reset();
       const counts = new Map<string, Map<TokenState, number>>();
-      for (const u of options.upstreams ?? []) counts.set(u, new Map());
+      for (const u of upstreams) counts.set(u.name, new Map());
       for (const s of tokenSnapshots()) {
         let byState = counts.get(s.upstream);
         if (!byState) counts.set(s.upstream, (byState = new Map()));
@@ -165,12 +181,12 @@ export function createMetrics(options: MetricsOptions = {}) {
     registers,
   });
 
-  for (const upstream of options.upstreams ?? []) {
+  for (const { name: upstream, classes } of upstreams) {
     inflight.set({ upstream }, 0);
     clockOffset.set({ upstream }, 0);
     // Every bounded series exists from the start, so rate() and increase() see the first event.
     for (const reason of ['token', 'clock_skew'] as const) retries.inc({ upstream, reason }, 0);
-    for (const cls of CLASSES) requests.inc({ upstream, class: cls }, 0);
+    for (const cls of classes) requests.inc({ upstream, class: cls }, 0);
     for (const trigger of ['proactive', 'on_demand', 'rejected', 'admin'] as const) {
       for (const result of ['success', 'failure'] as const) tokenRefreshes.inc({ upstream, trigger, result }, 0);
     }

@@ -17,12 +17,24 @@ export function parseHostPort(text: string): { host: string; port: number } {
   return { host: text.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(text.slice(i + 1)) };
 }
 
+/** A listener could not be bound; the message names the address and the reason, nothing more. */
+export class ListenError extends Error {
+  constructor(
+    readonly address: string,
+    cause: NodeJS.ErrnoException,
+  ) {
+    const reason =
+      cause.code === 'EADDRINUSE' ? 'the address is already in use' : cause.code === 'EACCES' ? 'permission denied' : cause.code === 'EADDRNOTAVAIL' ? 'no such local address' : cause.message;
+    super(`cannot listen on ${address}: ${reason}`, { cause });
+  }
+}
+
 function listen(server: Server, address: string): Promise<string> {
   const { host, port } = parseHostPort(address);
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(address, err)));
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.removeAllListeners('error');
       const a = server.address() as AddressInfo;
       const h = a.family === 'IPv6' ? `[${a.address}]` : a.address;
       resolve(`http://${h === '0.0.0.0' ? '127.0.0.1' : h === '[::]' ? '[::1]' : h}:${a.port}`);
@@ -30,12 +42,23 @@ function listen(server: Server, address: string): Promise<string> {
   });
 }
 
-/** Bind both listeners of an app that has been started. */
+/**
+ * Bind both listeners of an app. Bound before the app starts (`serve` binds first, so a port in
+ * use fails at once, before the store is touched); `/readyz` says "starting" until it has. A
+ * failure closes whatever was bound and rejects with a ListenError.
+ */
 export async function listenApp(app: App, addresses: { proxy: string; admin: string }): Promise<Listening> {
   const proxyServer = createServer({ keepAliveTimeout: 65_000, requestTimeout: 120_000 }, app.proxy.callback());
   const adminServer = createServer(app.admin.callback());
-  const proxyUrl = await listen(proxyServer, addresses.proxy);
-  const adminUrl = await listen(adminServer, addresses.admin);
+  let proxyUrl: string;
+  let adminUrl: string;
+  try {
+    proxyUrl = await listen(proxyServer, addresses.proxy);
+    adminUrl = await listen(adminServer, addresses.admin);
+  } catch (err) {
+    for (const s of [proxyServer, adminServer]) if (s.listening) s.close();
+    throw err;
+  }
   let shuttingDown: Promise<void> | undefined;
 
   const closeServer = (server: Server, graceMs: number) =>

@@ -1,7 +1,8 @@
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import Router from '@koa/router';
 import Koa from 'koa';
 import type { Registry } from 'prom-client';
+import { requestIdFrom } from '../edge/ids.js';
 import { readBody } from '../edge/read-body.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -36,7 +37,7 @@ export function createAdminApp(deps: AdminAppDeps): Koa {
   const tokenDigest = adminToken ? createHash('sha256').update(adminToken).digest() : undefined;
 
   app.use(async function adminErrors(ctx, next) {
-    const requestId = ctx.get('x-request-id') || randomUUID();
+    const requestId = requestIdFrom(ctx.req.headers['x-request-id']);
     ctx.set('X-Request-Id', requestId);
     try {
       await next();

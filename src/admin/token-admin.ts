@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js';
+import { isMerchantId, MERCHANT_ID_RULE } from '../edge/ids.js';
 import { GatewayError } from '../errors.js';
 import { getField, JsonSyntaxError, parseJsonText, type JsonNode, type JsonObjectNode } from '../keeta/json-text.js';
 import type { TokenCache } from '../tokens/token-cache.js';
@@ -29,22 +30,34 @@ export class TokenAdmin {
       upstreams: [...this.upstreams.values()].map((u) => ({
         name: u.name,
         type: u.type,
-        merchants: [...this.cache.records(u.name)].map((rec) => {
-          const failure = u.tokens.lastFailure(rec.merchant);
-          return {
-            merchant: u.type === 'keysecure' ? null : rec.merchant,
-            state: u.tokens.state(rec, now),
-            expiresAt: new Date(rec.expiresAt).toISOString(),
-            refreshedAt: new Date(rec.refreshedAt).toISOString(),
-            issuedAt: new Date(rec.issuedAt).toISOString(),
-            shopCount: rec.shopIds.length,
-            ...(failure && {
-              lastRefreshError: { message: failure.message, at: new Date(failure.failedAt).toISOString(), failures: failure.failures },
-            }),
-          };
-        }),
+        merchants: [...this.cache.records(u.name)].map((rec) => this.describe(u, rec, now)),
       })),
     };
+  }
+
+  /**
+   * One merchant's line of the listing. A record that cannot be described (times out of any
+   * sane range, written by something else) shows as `invalid` instead of failing the listing
+   * for every merchant.
+   */
+  private describe(u: AdminUpstream, rec: TokenRecord, now: number) {
+    const merchant = u.type === 'keysecure' ? null : rec.merchant;
+    try {
+      const failure = u.tokens.lastFailure(rec.merchant);
+      return {
+        merchant,
+        state: u.tokens.state(rec, now),
+        expiresAt: isoTime(rec.expiresAt),
+        refreshedAt: isoTime(rec.refreshedAt),
+        issuedAt: isoTime(rec.issuedAt),
+        shopCount: rec.shopIds.length,
+        ...(failure && {
+          lastRefreshError: { message: failure.message, at: isoTime(failure.failedAt), failures: failure.failures },
+        }),
+      };
+    } catch {
+      return { merchant, state: 'invalid', error: 'the stored record cannot be read; import the pair again or delete the merchant' };
+    }
   }
 
   /** PUT …/merchants/{m}/token: import a Keeta pair. */
@@ -54,8 +67,8 @@ export class TokenAdmin {
     const body = parseObject(rawBody);
     const accessToken = requireString(body, 'accessToken');
     const refreshToken = requireString(body, 'refreshToken');
-    const expiresIn = requirePositiveInt(body, 'expiresIn');
-    const issuedAtTime = requirePositiveInt(body, 'issuedAtTime');
+    const expiresIn = requireIntIn(body, 'expiresIn', 1, MAX_EXPIRES_IN_SEC, 'seconds, at most 10 years');
+    const issuedAtTime = requireIntIn(body, 'issuedAtTime', MIN_ISSUED_AT_MS, this.clock.now() + MAX_ISSUED_AHEAD_MS, 'Unix milliseconds, not before 2015 and not more than a day ahead');
     const shopNode = getField(body, 'shopIds');
     const existing = this.cache.get(u.name, merchant) ?? (await this.storeGet(u.name, merchant));
     const shopIds = shopNode ? parseShopIds(shopNode) : [...(existing?.shopIds ?? [])];
@@ -78,6 +91,7 @@ export class TokenAdmin {
   /** PUT …/merchants/{m}/shops */
   async replaceShops(upstream: string, merchant: string, rawBody: Buffer): Promise<void> {
     const u = this.keeta(upstream);
+    checkMerchantId(merchant);
     const body = parseObject(rawBody);
     const node = getField(body, 'shopIds');
     if (!node) throw new GatewayError('BAD_REQUEST', 'shopIds: required');
@@ -117,6 +131,7 @@ export class TokenAdmin {
     if (u.type === 'keysecure' && merchant !== undefined) {
       throw new GatewayError('BAD_REQUEST', `${upstream} is a KeySecure upstream with one token: POST /admin/upstreams/${upstream}/refresh`);
     }
+    if (merchant !== undefined) checkMerchantId(merchant);
     const m = merchant ?? KEYSECURE_MERCHANT;
     if (u.type === 'keeta' && !this.cache.get(u.name, m) && !(await this.storeGet(u.name, m))) {
       throw new GatewayError('NOT_FOUND', `no merchant "${m}" of ${u.name}`);
@@ -128,6 +143,7 @@ export class TokenAdmin {
   /** DELETE …/merchants/{m} */
   async forget(upstream: string, merchant: string): Promise<void> {
     const u = this.keeta(upstream);
+    checkMerchantId(merchant);
     try {
       await this.store.delete(u.name, merchant);
     } catch (err) {
@@ -173,10 +189,19 @@ export class TokenAdmin {
   }
 }
 
-const MERCHANT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
 function checkMerchantId(m: string): void {
-  if (!MERCHANT_ID.test(m) || m === KEYSECURE_MERCHANT) throw new GatewayError('BAD_REQUEST', 'merchant ids are 1-128 characters of letters, digits, . _ : -');
+  if (!isMerchantId(m)) throw new GatewayError('BAD_REQUEST', MERCHANT_ID_RULE);
+}
+
+/** Keeta issues 90-day pairs; anything beyond 10 years is a mistake, not a token. */
+const MAX_EXPIRES_IN_SEC = 10 * 365 * 86_400;
+/** 2015-01-01: older than any Keeta token. */
+const MIN_ISSUED_AT_MS = Date.UTC(2015, 0, 1);
+/** A pair cannot have been issued in the future, give or take clock skew. */
+const MAX_ISSUED_AHEAD_MS = 86_400_000;
+
+function isoTime(ms: number): string {
+  return new Date(ms).toISOString();
 }
 
 function parseObject(raw: Buffer): JsonObjectNode {
@@ -197,10 +222,12 @@ function requireString(body: JsonObjectNode, key: string): string {
   return n.value;
 }
 
-function requirePositiveInt(body: JsonObjectNode, key: string): number {
+function requireIntIn(body: JsonObjectNode, key: string, min: number, max: number, unit: string): number {
   const n = getField(body, key);
-  const v = n?.kind === 'number' && /^\d+$/.test(n.lexeme) ? Number(n.lexeme) : NaN;
-  if (!Number.isSafeInteger(v) || v <= 0) throw new GatewayError('BAD_REQUEST', `${key}: required, a positive whole number`);
+  const v = n?.kind === 'number' && /^\d{1,16}$/.test(n.lexeme) ? Number(n.lexeme) : NaN;
+  if (!Number.isSafeInteger(v) || v < min || v > max) {
+    throw new GatewayError('BAD_REQUEST', `${key}: required, a whole number from ${min} to ${max} (${unit})`);
+  }
   return v;
 }
 

@@ -35,17 +35,19 @@ function connectionListed(headers: IncomingHttpHeaders | Record<string, unknown>
  * The caller's headers that may go upstream: not hop-by-hop, not `Authorization` (the caller's
  * credential for us), not `X-Countersign-*` (instructions for us), not any header in `drop`
  * (the upstream auth headers the proxy sets itself; lower-case names), not cookies, and not
- * Accept-Encoding.
+ * Accept-Encoding. Names are compared with `_` read as `-`: some servers (and CGI-style
+ * frameworks) treat `Api_Key` as `Api-Key`, so no spelling of a header the proxy owns passes.
  */
 export function forwardableRequestHeaders(headers: IncomingHttpHeaders, drop: ReadonlySet<string>): Record<string, string | string[]> {
   const listed = connectionListed(headers);
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined) continue;
-    if (HOP_BY_HOP.has(name) || listed.has(name) || drop.has(name)) continue;
-    if (name === 'authorization' || name === 'cookie' || name.startsWith('x-countersign-')) continue;
+    const canonical = name.includes('_') ? name.replaceAll('_', '-') : name;
+    if (HOP_BY_HOP.has(canonical) || listed.has(name) || listed.has(canonical) || drop.has(canonical)) continue;
+    if (canonical === 'authorization' || canonical === 'cookie' || canonical.startsWith('x-countersign-')) continue;
     // The proxy reads every answer's envelope code (classes, retries): ask for it uncompressed.
-    if (name === 'accept-encoding') continue;
+    if (canonical === 'accept-encoding') continue;
     out[name] = value;
   }
   return out;

@@ -6,8 +6,8 @@ import { GatewayError } from '../errors.js';
  * The destination is only ever a configured baseUrl plus this path, so the path must never be
  * able to leave the base path. Rather than resolving dot segments (and hoping every hop
  * resolves them the same way), anything that could be read as one is refused: `.`/`..`
- * segments (also percent-encoded), empty segments (`//`), backslashes, encoded slashes, and
- * control characters. An absolute-form target (`GET http://other-host/x`) contributes only its
+ * segments (also percent-encoded), empty segments (`//`), backslashes, encoded slashes,
+ * control characters, and `;` path parameters (Tomcat-style servers read `/a/..;/b` as `/b`). An absolute-form target (`GET http://other-host/x`) contributes only its
  * path; its authority and the Host header are ignored.
  */
 export interface TargetPath {
@@ -19,8 +19,8 @@ export interface TargetPath {
 }
 
 const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;
-// Encoded `.`, `/`, `\` and NUL: decoded by some servers, never needed in these APIs' paths.
-const ENCODED_SPECIAL = /%(2e|2f|5c|00)/i;
+// Encoded `.`, `/`, `\`, `;` and NUL: decoded by some servers, never needed in these APIs' paths.
+const ENCODED_SPECIAL = /%(2e|2f|5c|3b|00)/i;
 
 export function parseTargetPath(rawUrl: string): TargetPath {
   let url = rawUrl;
@@ -35,7 +35,8 @@ export function parseTargetPath(rawUrl: string): TargetPath {
   if (!rawPath.startsWith('/')) throw badPath('the path must start with /');
   // eslint-disable-next-line no-control-regex
   if (/[\\\x00-\x1f\x7f]/.test(rawPath)) throw badPath('the path contains a backslash or a control character');
-  if (ENCODED_SPECIAL.test(rawPath)) throw badPath('the path contains an encoded ".", "/", "\\" or NUL');
+  if (ENCODED_SPECIAL.test(rawPath)) throw badPath('the path contains an encoded ".", "/", "\\", ";" or NUL');
+  if (rawPath.includes(';')) throw badPath('the path contains ";": path segments cannot carry parameters');
 
   const segments = rawPath.slice(1).split('/');
   for (let i = 0; i < segments.length; i++) {

@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { KeetaUpstreamConfig } from '../config/schema.js';
 import { forwardableRequestHeaders } from '../edge/headers.js';
+import { isMerchantId, MERCHANT_ID_RULE } from '../edge/ids.js';
 import { GatewayError } from '../errors.js';
 import { classifyKeeta, keetaCodeLabel, readEnvelope } from '../proxy/classify.js';
 import { decodeUtf8, splitBaseUrl, type Exchange, type UpstreamHandler } from '../proxy/upstream.js';
@@ -13,7 +14,6 @@ import type { TokenCache } from '../tokens/token-cache.js';
 /** Caller headers the proxy replaces: the body is re-serialised, so its type/encoding are ours. */
 const REPLACED_HEADERS = new Set(['content-type', 'content-encoding']);
 const SHOP_ID = /^\d{1,20}$/;
-const MERCHANT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const KEETA_PATH = /^(?:\/[A-Za-z0-9_.-]+)+$/;
 
 /**
@@ -42,6 +42,11 @@ export function createKeetaHandler(deps: {
       // the checks below, so it is refused; the token endpoint is matched case-insensitively.
       if (!KEETA_PATH.test(req.path)) {
         throw new GatewayError('BAD_PATH', 'Keeta paths are segments of letters, digits, _ . - (no encoding, parameters or trailing slash)');
+      }
+      // Keeta calls are JSON POSTs with every parameter in the signed body: a query string
+      // would reach Keeta unsigned (and could shadow a signed field), so it is refused.
+      if (req.query !== '') {
+        throw new GatewayError('BAD_PATH', 'Keeta calls carry their parameters in the JSON body: a query string would not be signed');
       }
       if (req.path.toLowerCase() === KEETA_TOKEN_PATH) {
         throw new GatewayError('FORBIDDEN_PATH', `${KEETA_TOKEN_PATH} is the proxy's own: tokens are imported through the admin API and renewed by the proxy`);
@@ -100,7 +105,7 @@ export function createKeetaHandler(deps: {
       function findMerchant(header: string | string[] | undefined, obj: JsonObjectNode): string {
         const named = Array.isArray(header) ? header[0] : header;
         if (named !== undefined) {
-          if (!MERCHANT_ID.test(named)) throw new GatewayError('UNKNOWN_MERCHANT', 'X-Countersign-Merchant must be 1-128 characters of letters, digits, . _ : -');
+          if (!isMerchantId(named)) throw new GatewayError('UNKNOWN_MERCHANT', `X-Countersign-Merchant: ${MERCHANT_ID_RULE}`);
           return named;
         }
         const shop = getField(obj, 'shopId');

@@ -81,7 +81,7 @@ export class JsonSyntaxError extends Error {
   override readonly name = 'JsonSyntaxError';
   readonly position: number;
   constructor(what: string, position: number) {
-    super(`Invalid JSON: ${what} at position ${position}`);
+    super(`${what} at position ${position}`);
     this.position = position;
   }
 }

@@ -49,6 +49,11 @@ export function createKeySecureHandler(deps: {
     type: 'keysecure',
     origin,
     begin(req): Exchange {
+      // The gateway's Access-Token is its own: a caller must never receive one, nor cause a
+      // renewal. Letter case and a trailing slash do not make it a different endpoint.
+      if (req.path.toLowerCase().replace(/\/+$/, '') === KEYSECURE_TOKEN_PATH) {
+        throw new GatewayError('FORBIDDEN_PATH', `${KEYSECURE_TOKEN_PATH} is the proxy's own: the Access-Token is obtained and renewed by the proxy`);
+      }
       if (req.body.length > 0) {
         const text = decodeUtf8(req.body);
         if (text === undefined) throw new GatewayError('BAD_JSON', 'the body is not valid UTF-8');
@@ -58,7 +63,6 @@ export function createKeySecureHandler(deps: {
           throw new GatewayError('BAD_JSON', `the body is not valid JSON: ${(err as Error).message.slice(0, 120)}`);
         }
       }
-      const isTokenCall = req.path === KEYSECURE_TOKEN_PATH;
       const headers = forwardableRequestHeaders(req.headers, AUTH_HEADERS);
       headers['api-key'] = cfg.apiKey;
       headers['content-type'] ??= 'application/json';
@@ -70,12 +74,10 @@ export function createKeySecureHandler(deps: {
 
       return {
         async prepare() {
-          if (!isTokenCall) {
-            const rec = await tokens.current(KEYSECURE_MERCHANT);
-            if (!rec) throw new GatewayError('TOKEN_UNAVAILABLE', `no Access-Token can be had for ${name} now`, { headers: { 'Retry-After': '5' } });
-            usedToken = rec.accessToken;
-            headers['access-token'] = usedToken;
-          }
+          const rec = await tokens.current(KEYSECURE_MERCHANT);
+          if (!rec) throw new GatewayError('TOKEN_UNAVAILABLE', `no Access-Token can be had for ${name} now`, { headers: { 'Retry-After': '5' } });
+          usedToken = rec.accessToken;
+          headers['access-token'] = usedToken;
           headers['timestamp'] = upstreamClock.stamp();
           return { method: req.method, path, headers, ...(body && { body }), timeoutMs: cfg.timeout };
         },

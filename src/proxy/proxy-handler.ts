@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Middleware } from 'koa';
 import { forwardableResponseHeaders } from '../edge/headers.js';
 import type { CallerAuthenticator } from '../edge/callers.js';
+import { requestIdFrom } from '../edge/ids.js';
 import { readBody } from '../edge/read-body.js';
 import { leadingSegment, parseTargetPath } from '../edge/target-path.js';
 import { GatewayError, isGatewayError } from '../errors.js';
@@ -21,8 +21,6 @@ export interface ProxyHandlerDeps {
   maxBodyBytes: number;
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
-
 /**
  * The proxy listener's only route, `/{upstream}/{path}`, as one Koa middleware. In order:
  * request id, target path, caller authentication, upstream lookup, allow list, body, the
@@ -36,8 +34,7 @@ export function proxyHandler(deps: ProxyHandlerDeps): Middleware {
   return async function proxy(ctx) {
     ctx.respond = false;
     const started = performance.now();
-    const incoming = ctx.req.headers['x-request-id'];
-    const requestId = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    const requestId = requestIdFrom(ctx.req.headers['x-request-id']);
     let handler: UpstreamHandler | undefined;
     let cls: RequestClass = 'rejected';
     let status = 500;

@@ -3,7 +3,7 @@ import { GatewayError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics, RefreshTrigger, TokenSnapshot, TokenState } from '../metrics.js';
 import { TokenCache } from './token-cache.js';
-import { StoreError, type TokenRecord, type TokenStore } from './types.js';
+import { KEYSECURE_MERCHANT, StoreError, type TokenRecord, type TokenStore } from './types.js';
 
 /**
  * The token lifecycle of one upstream, whatever its protocol: serve the cached token, renew it
@@ -153,7 +153,7 @@ export class TokenService {
       await Promise.all(
         due.slice(i, i + 4).map((m) =>
           this.refresh(m, 'proactive').catch((err: unknown) => {
-            this.#o.log.debug({ upstream: this.upstream, err: describe(err) }, 'proactive renewal did not complete');
+            this.#o.log.debug({ ...logFields(this.upstream, m), err: describe(err) }, 'proactive renewal did not complete');
           }),
         ),
       );
@@ -259,7 +259,7 @@ export class TokenService {
         // pair's refresh token is still good: write it back, then renew from it.
         if (before && (!stored || stored.issuedAt < before.issuedAt)) {
           await this.#persist(before);
-          o.log.warn({ upstream: this.upstream }, 'the store held an older pair than this instance; the newer pair was written back');
+          o.log.warn(logFields(this.upstream, merchant), 'the store held an older pair than this instance; the newer pair was written back');
           stored = before;
         }
         if (stored && stored !== before && isNewer(stored, before, rejectedToken)) return stored;
@@ -286,7 +286,7 @@ export class TokenService {
           this.#pendingWrites.set(key, next);
           this.#schedulePendingWrites();
           o.log.error(
-            { upstream: this.upstream, err: describe(err) },
+            { ...logFields(this.upstream, merchant), err: describe(err) },
             'renewed token could not be written to the store; the old pair stays in use and the write is retried',
           );
           throw storeUnavailable(err);
@@ -296,14 +296,14 @@ export class TokenService {
       const rec = outcome.acquired ? outcome.value : await this.#waitForOther(merchant, before, rejectedToken);
       this.#clearState(key);
       if (outcome.acquired && attempted) {
-        o.log.info({ upstream: this.upstream, trigger, expiresAt: new Date(rec.expiresAt).toISOString() }, 'token renewed');
+        o.log.info({ ...logFields(this.upstream, merchant), trigger, expiresAt: new Date(rec.expiresAt).toISOString() }, 'token renewed');
       }
       return this.#adopt(rec);
     } catch (err) {
       if (attempted && !(err instanceof GatewayError && err.code === 'STORE_UNAVAILABLE')) {
         o.metrics.tokenRefreshes.inc({ upstream: this.upstream, trigger, result: 'failure' });
       }
-      throw this.#recordFailure(key, trigger, err, attempted);
+      throw this.#recordFailure(key, merchant, trigger, err, attempted);
     }
   }
 
@@ -377,14 +377,14 @@ export class TokenService {
         await this.#o.store.put(rec);
         this.#adopt(rec);
         this.#clearState(key);
-        this.#o.log.info({ upstream: rec.upstream }, 'renewed token written to the store after an earlier failure');
+        this.#o.log.info(logFields(rec.upstream, rec.merchant), 'renewed token written to the store after an earlier failure');
       } catch {
         /* still failing; the caller decides whether to try again */
       }
     }
   }
 
-  #recordFailure(key: string, trigger: RefreshTrigger, err: unknown, attempted: boolean): GatewayError {
+  #recordFailure(key: string, merchant: string, trigger: RefreshTrigger, err: unknown, attempted: boolean): GatewayError {
     const o = this.#o;
     const now = o.clock.now();
     const gw = err instanceof GatewayError ? err : err instanceof StoreError ? storeUnavailable(err) : undefined;
@@ -401,7 +401,7 @@ export class TokenService {
     const backoff = Math.min(o.maxBackoffMs, base * 2 ** (failures - 1));
     const message = describe(err);
     this.#failures.set(key, { failures, failedAt: now, nextAttemptAt: now + backoff, message });
-    o.log.warn({ upstream: this.upstream, trigger, failures, retryInMs: backoff, err: message }, 'token renewal failed; the current token stays in use');
+    o.log.warn({ ...logFields(this.upstream, merchant), trigger, failures, retryInMs: backoff, err: message }, 'token renewal failed; the current token stays in use');
     return gw ?? tokenUnavailable(`cannot renew the ${this.upstream} token: ${message}`, backoff, err);
   }
 }
@@ -421,3 +421,8 @@ function describe(err: unknown): string {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Who a token log line is about: the upstream and, for Keeta, the merchant (ids are not secrets). */
+function logFields(upstream: string, merchant: string): { upstream: string; merchant?: string } {
+  return merchant === KEYSECURE_MERCHANT ? { upstream } : { upstream, merchant };
+}

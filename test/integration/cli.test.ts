@@ -2,6 +2,7 @@ import test from 'ava';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { rawRequest } from '../helpers/http.js';
 import { runCli, spawnCli } from '../helpers/cli.js';
 import { startRecordingUpstream } from '../helpers/recording-upstream.js';
@@ -168,4 +169,28 @@ test('sign for Keeta prints the exact pre-hash with <appSecret> and <accessToken
   const bad = await runCli(['sign', '--config', file, '--upstream', 'keeta', '--path', '/x', '--body', '{"a":']);
   t.is(bad.code, 2);
   t.regex(bad.stderr, /--body is not valid JSON/);
+});
+
+test('serve on a port already in use logs one clear line naming the address and exits 1, before touching the store', async (t) => {
+  const busy = createNetServer();
+  await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+  t.teardown(() => busy.close());
+  const port = (busy.address() as AddressInfo).port;
+  const dir = mkdtempSync(join(tmpdir(), 'cs-busy-'));
+  for (const [which, listen] of [
+    ['proxy', `proxy: 127.0.0.1:${port}\n  admin: 127.0.0.1:0`],
+    ['admin', `proxy: 127.0.0.1:0\n  admin: 127.0.0.1:${port}`],
+  ] as const) {
+    const file = join(dir, `${which}.yaml`);
+    // A Redis that nobody serves: touching the store would log "token store unreachable".
+    writeFileSync(file, `listen:\n  ${listen}\nstore:\n  type: redis\n  url: redis://127.0.0.1:1/0\nupstreams:\n  ks:\n    type: keysecure\n    baseUrl: http://127.0.0.1:1\n    apiKey: busy-port-api-key\n`);
+    const { code, stdout, stderr } = await runCli(['serve', '--config', file]);
+    t.is(code, 1, which);
+    const lines = (stdout + stderr).trim().split('\n');
+    t.is(lines.length, 1, `${which}: ${stdout}${stderr}`);
+    const line = JSON.parse(lines[0]!);
+    t.is(line.msg, `cannot listen on 127.0.0.1:${port}: the address is already in use`);
+    t.is(line.level, 'fatal');
+    t.false(/\n\s+at |token store/.test(stdout + stderr), which);
+  }
 });

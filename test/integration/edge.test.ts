@@ -89,6 +89,9 @@ test('path escapes are refused with BAD_PATH and never reach the upstream', asyn
     '/keeta/a%5c..%5cb',
     '/../keeta/base',
     '/keeta/x%00y',
+    '/keeta/order/..;/base/oauth/token',
+    '/keeta/order;jsessionid=1/get',
+    '/keeta/order/%3b/get',
   ];
   // Through a KeySecure upstream too: its paths pass through as sent, so only the edge stands
   // between an escape attempt and the upstream.
@@ -99,6 +102,29 @@ test('path escapes are refused with BAD_PATH and never reach the upstream', asyn
     t.is(res.json().error.code, 'BAD_PATH', path);
   }
   t.is(up.requests.length, 0);
+});
+
+test('a ";" path parameter is BAD_PATH on a KeySecure upstream: "/card/..;/cardholder/apply" never reaches it', async (t) => {
+  const { gw, up } = await withGateway(t);
+  for (const path of ['/ks/open-api/v1/card/..;/cardholder/apply', '/ks/open-api/v1/card;x=1/list', '/ks/open-api/v1/card/%3B/list']) {
+    const res = await rawRequest(gw.proxyUrl, { path, headers: { 'content-type': 'application/json' }, body: '{}' });
+    t.is(res.status, 400, path);
+    t.is(res.json().error.code, 'BAD_PATH', path);
+    t.regex(res.json().error.message, /;/, path);
+  }
+  t.is(up.requests.length, 0);
+});
+
+test('a query string on a Keeta call is BAD_PATH: it would reach Keeta unsigned', async (t) => {
+  const { gw, up } = await withGateway(t);
+  for (const query of ['?sig=forged&accessToken=stolen', '?x=1', '?']) {
+    const res = await rawRequest(gw.proxyUrl, { path: `/keeta${APP_LEVEL}${query}`, headers: { 'content-type': 'application/json' }, body: '{}' });
+    t.is(res.status, 400, query);
+    t.is(res.json().error.code, 'BAD_PATH', query);
+  }
+  t.is(up.requests.length, 0);
+  // Without the query the same call goes through.
+  t.is((await rawRequest(gw.proxyUrl, { path: `/keeta${APP_LEVEL}`, headers: { 'content-type': 'application/json' }, body: '{}' })).status, 200);
 });
 
 test('an absolute-form target or a Host header never changes the destination', async (t) => {
@@ -135,6 +161,9 @@ test('BAD_JSON for bodies that are not a JSON object', async (t) => {
   for (const body of ['{', '[1,2]', '"text"', '', '{"a":1,}', '{"a":1,"a":2}', '{"a":01}']) {
     const res = await rawRequest(gw.proxyUrl, { path: `/keeta${APP_LEVEL}`, headers: { 'content-type': 'application/json' }, body });
     assertRefusal(t, res, 400, 'BAD_JSON');
+    // One plain statement of the fault, not "not valid JSON: Invalid JSON: …".
+    t.notRegex(res.json().error.message, /invalid json|json: invalid/i, body);
+    t.notRegex(res.json().error.message, /not valid JSON[^]*JSON/, body);
   }
   const invalidUtf8 = Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d]);
   assertRefusal(t, await rawRequest(gw.proxyUrl, { path: `/keeta${APP_LEVEL}`, body: invalidUtf8 }), 400, 'BAD_JSON');

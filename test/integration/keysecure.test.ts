@@ -38,15 +38,39 @@ test('headers: Api-Key, 13-digit Timestamp, Access-Token, Content-Type, default 
   t.is(typed.json().data.headers['content-type'], 'application/json; charset=utf-8', "a caller's Content-Type is kept");
 });
 
-test('the token endpoint through the proxy carries Api-Key and Timestamp but no Access-Token', async (t) => {
+test('underscore spellings of the headers the proxy sets are never forwarded', async (t) => {
+  const { gw } = await keySecureSetup(t);
+  const res = await rawRequest(gw.proxyUrl, {
+    path: `${BASE}/_echo`,
+    body: '{}',
+    headers: {
+      'content-type': 'application/json',
+      api_key: 'forged-key',
+      access_token: 'forged-token',
+      Access_Token: 'forged-token-2',
+      timestamp: '1',
+      x_countersign_merchant: 'm1',
+      x_kept_header: 'yes',
+    },
+  });
+  t.is(res.status, 200);
+  const h = res.json().data.headers as Record<string, string>;
+  t.deepEqual(Object.keys(h).filter((n) => n.includes('_')), ['x_kept_header'], Object.keys(h).join(','));
+  t.false(JSON.stringify(h).includes('forged'));
+  t.is(h['api-key'], KS_API_KEY);
+});
+
+test('the token endpoint cannot be called through the proxy: FORBIDDEN_PATH, in any spelling', async (t) => {
   const { sim, gw } = await keySecureSetup(t);
-  const res = await rawRequest(gw.proxyUrl, { method: 'GET', path: `${BASE}/merchant/token`, headers: { 'access-token': 'forged' } });
-  t.is(res.json().code, 0);
-  const received = sim.control.counters().requests.at(-1)!;
-  t.is(received.path, '/open-api/v1/merchant/token');
-  t.is(received.headers['api-key'], KS_API_KEY);
-  t.regex(received.headers['timestamp']!, /^\d{13}$/);
-  t.is(received.headers['access-token'], undefined);
+  const before = sim.control.counters().tokenCalls;
+  for (const path of [`${BASE}/merchant/token`, `${BASE}/merchant/TOKEN`, `${BASE}/Merchant/token/`]) {
+    const res = await rawRequest(gw.proxyUrl, { method: 'GET', path, headers: { 'access-token': 'forged' } });
+    t.is(res.status, 403, path);
+    t.is(res.json().error.code, 'FORBIDDEN_PATH', path);
+    t.false(res.body.includes('access_token'), 'no token in the refusal');
+  }
+  t.is(sim.control.counters().tokenCalls, before, 'no token call was caused');
+  t.false(sim.control.counters().requests.some((r) => r.path.toLowerCase().includes('merchant/token') && r.headers['access-token'] === 'forged'));
 });
 
 test('a configuration fault is logged once per burst, with its cause', async (t) => {

@@ -1,0 +1,117 @@
+import test from 'ava';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ROOT } from '../helpers/cli.js';
+
+const run = promisify(execFile);
+
+function withoutLogLevel(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { LOG_LEVEL: _ignored, ...rest } = env;
+  return rest;
+}
+
+/** The README's shell examples that talk to a running demo (proxy :8080, admin :9090, .demo/). */
+function readmeExamples(): string[] {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const blocks = [...readme.matchAll(/```sh\n([^]*?)```/g)].map((m) => m[1]!);
+  const commands: string[] = [];
+  for (const block of blocks) {
+    // Join continuation lines, drop comments.
+    for (const line of block.replace(/\\\n\s*/g, '').split('\n')) {
+      const cmd = line.replace(/\s+#.*$/, '').trim();
+      if (/^curl .*127\.0\.0\.1:(8080|9090)/.test(cmd) || /^npx countersign (sign|check-config) .*\.demo\//.test(cmd)) commands.push(cmd);
+    }
+  }
+  return commands;
+}
+
+test('every README example aimed at the demo works as printed against npm run demo', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cs-readme-'));
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/demo.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: '0', ADMIN_PORT: '0', COUNTERSIGN_DEMO_DIR: dir, NODE_OPTIONS: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  t.teardown(() => void child.kill('SIGKILL'));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`demo did not start:\n${out}`)), 50_000);
+    child.stdout.on('data', () => {
+      if (out.includes('Ctrl-C stops everything')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  const proxy = /^\s+proxy\s+(http:\/\/\S+)/m.exec(out)![1]!;
+  const admin = /^\s+admin\s+(http:\/\/\S+)/m.exec(out)![1]!;
+
+  const examples = readmeExamples();
+  t.true(examples.filter((c) => c.startsWith('curl')).length >= 3, examples.join('\n'));
+  t.true(examples.some((c) => c.startsWith('npx countersign sign')), examples.join('\n'));
+  // The demo prints a sign command of its own: it must work too.
+  const printedSign = out.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('npx countersign sign'));
+  t.is(printedSign.length, 1, out);
+
+  for (const example of [...examples, ...printedSign]) {
+    const cmd = example
+      .replaceAll('http://127.0.0.1:8080', proxy)
+      .replaceAll('http://127.0.0.1:9090', admin)
+      .replaceAll('.demo/', `${dir}/`);
+    if (cmd.startsWith('curl')) {
+      const { stdout } = await run('bash', ['-c', `${cmd} -s -w '\\n%{http_code}'`], { cwd: ROOT });
+      const [body, status] = [stdout.slice(0, stdout.lastIndexOf('\n')), stdout.slice(stdout.lastIndexOf('\n') + 1)];
+      t.regex(status, /^2\d\d$/, `${example}\n→ ${status} ${body}`);
+      if (body.trim() !== '') t.is(JSON.parse(body).code, 0, `${example}\n→ ${body}`);
+    } else {
+      const { stdout } = await run('bash', ['-c', cmd], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' } });
+      if (example.includes(' sign ')) {
+        t.regex(stdout, /<appSecret>/, example);
+        t.regex(stdout, /<accessToken>/, example);
+        t.regex(stdout, /\b[0-9a-f]{64}\b/, example);
+      }
+      t.false(stdout.includes('sim-keeta-app-secret'), `${example} printed the secret`);
+    }
+  }
+  child.kill('SIGINT');
+  t.is(await exited, 0);
+});
+
+test('the demo logs one access-log line per proxied request at its default level', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cs-demo-log-'));
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/demo.ts'], {
+    cwd: ROOT,
+    env: { ...withoutLogLevel(process.env), PORT: '0', ADMIN_PORT: '0', COUNTERSIGN_DEMO_DIR: dir, NODE_OPTIONS: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  t.teardown(() => void child.kill('SIGKILL'));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`demo did not start:\n${out}`)), 50_000);
+    child.stdout.on('data', () => {
+      if (out.includes('Ctrl-C stops everything')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  const proxy = /^\s+proxy\s+(http:\/\/\S+)/m.exec(out)![1]!;
+  const res = await fetch(`${proxy}/keeta/order/get`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-request-id': 'readme-demo-req-1' },
+    body: '{"orderViewId":1,"shopId":466663}',
+  });
+  t.is(((await res.json()) as { code: number }).code, 0);
+  for (let i = 0; i < 50 && !out.includes('readme-demo-req-1'); i++) await new Promise((r) => setTimeout(r, 100));
+  const line = out.split('\n').find((l) => l.includes('"requestId":"readme-demo-req-1"'));
+  t.truthy(line, out.slice(-2000));
+  t.like(JSON.parse(line!), { upstream: 'keeta', status: 200, class: 'success' });
+  child.kill('SIGINT');
+});
