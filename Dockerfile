@@ -12,7 +12,7 @@
 
 # A current Node.js LTS on Debian slim, pinned to a full version; override with
 # --build-arg NODE_IMAGE=node:<version>-bookworm-slim (or a digest).
-ARG NODE_IMAGE=node:24.17.0-bookworm-slim
+ARG NODE_IMAGE=node:24.22.3-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
