@@ -55,7 +55,8 @@ function listFiles(dir: string): string[] {
 }
 
 test('the runtime layout installs no dev dependency, serves both upstreams as a non-root user and stops on SIGTERM with exit 0', async (t) => {
-  t.timeout(300_000);
+  // Compiling and installing take minutes on a loaded machine; each assertion restarts this timer.
+  t.timeout(600_000);
   const base = mkdtempSync(join(tmpdir(), 'cs-image-'));
   chmodSync(base, 0o755);
   t.teardown(() => rmSync(base, { recursive: true, force: true }));
@@ -68,6 +69,7 @@ test('the runtime layout installs no dev dependency, serves both upstreams as a 
   const build = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { build: string } }).scripts.build.split(/\s+/);
   t.is(build[0], 'tsc', 'the build script is one tsc run');
   await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), ...build.slice(1), '--outDir', join(staging, 'dist')], { cwd: ROOT });
+  t.true(existsSync(join(staging, 'dist/cli.js')), 'the build wrote dist/cli.js');
 
   // Runtime stage: exactly the Dockerfile's RUN line.
   const app = join(base, 'app');
