@@ -11,6 +11,10 @@ import { createKeetaTokenSource } from './keeta/token-source.js';
 import { createKeySecureHandler } from './keysecure/handler.js';
 import { createKeySecureTokenSource } from './keysecure/token-source.js';
 import { UpstreamClock } from './keysecure/upstream-clock.js';
+import { buildIngress, ingressUpstreams } from './ingress/build-ingress.js';
+import type { IngressStore } from './ingress/state-store.js';
+import { buildRateLimits, type RateLimitState } from './limits/rate-limits.js';
+import { rateLimitStateFromConfig } from './limits/state-from-config.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createForwarder, type Forwarder } from './proxy/forwarder.js';
@@ -34,6 +38,10 @@ export interface AppDeps {
   schedulerIntervalMs?: number;
   /** How often to retry opening an unreachable store at start. */
   storeRetryMs?: number;
+  /** Shared ingress state (OAuth states, claimed codes, delivered message ids); defaults to the one the store config implies. */
+  ingressStore?: IngressStore;
+  /** Rate-limit budgets and cooldowns; defaults to Redis-shared ones with a redis store, else per process. */
+  rateLimitState?: RateLimitState;
 }
 
 export interface UpstreamRuntime extends AdminUpstream {
@@ -46,11 +54,16 @@ export interface App {
   readonly proxy: Koa;
   /** Koa app of the admin listener. */
   readonly admin: Koa;
+  /** Koa app of the ingress listener (bound only when listen.ingress is set). */
+  readonly ingress: Koa;
+  readonly ingressStore: IngressStore;
   readonly metrics: Metrics;
   readonly registry: Registry;
   readonly store: TokenStore;
   readonly cache: TokenCache;
   readonly upstreams: ReadonlyMap<string, UpstreamRuntime>;
+  /** Rate-limit budgets and cooldowns: rebuild the rules with buildRateLimits(config.upstreams, {state: this, ...}). */
+  readonly rateLimitState: RateLimitState;
   readonly log: Logger;
   /** Open the store, warm the cache, subscribe to changes, start the schedulers. */
   start(): Promise<void>;
@@ -69,10 +82,14 @@ export function buildApp(deps: AppDeps): App {
   const clock = deps.clock ?? systemClock;
   const log = deps.logger ?? createLogger();
   const registry = deps.registry ?? new Registry();
+  const inbound = ingressUpstreams(config);
   const metrics = createMetrics({
     registry,
     upstreams: Object.entries(config.upstreams).map(([name, u]) => ({ name, type: u.type })),
     now: () => clock.now(),
+    ingressUpstreams: inbound.pushes,
+    webhookUpstreams: inbound.webhooks,
+    authorizationUpstreams: inbound.oauth,
   });
   const forwarder = deps.forwarder ?? createForwarder();
   const cache = new TokenCache();
@@ -116,6 +133,10 @@ export function buildApp(deps: AppDeps): App {
     for (const u of upstreams.values()) yield* u.tokens.snapshots();
   });
 
+  // Built once per process; the per-upstream rules can be rebuilt from a new config against it.
+  const rateLimitState = deps.rateLimitState ?? rateLimitStateFromConfig(config, { clock, log, metrics });
+  const rateLimits = buildRateLimits(config.upstreams, { state: rateLimitState, metrics, clock, log });
+
   const proxy = new KoaApp();
   proxy.silent = true;
   proxy.use(
@@ -126,6 +147,7 @@ export function buildApp(deps: AppDeps): App {
       log,
       callers: createCallerAuthenticator(config.callers),
       maxBodyBytes: config.limits.maxBodyBytes,
+      rateLimits,
     }),
   );
 
@@ -135,12 +157,25 @@ export function buildApp(deps: AppDeps): App {
     store: storeUp ? 'ok' : 'unavailable',
   });
 
+  const ingress = buildIngress({
+    config,
+    tokenStore: store,
+    cache,
+    tokens: new Map([...upstreams].map(([n, u]) => [n, u.tokens])),
+    forwarder,
+    clock,
+    metrics,
+    log,
+    ...(deps.ingressStore && { store: deps.ingressStore }),
+  });
+
   const admin = createAdminApp({
     registry,
     tokenAdmin: new TokenAdmin(upstreams, store, cache, clock),
     readiness,
     adminToken: config.admin.token,
     log,
+    createAuthorization: (u) => ingress.createAuthorization(u),
   });
 
   const warm = async () => {
@@ -194,14 +229,18 @@ export function buildApp(deps: AppDeps): App {
   return {
     proxy,
     admin,
+    ingress: ingress.app,
+    ingressStore: ingress.store,
     metrics,
     registry,
     store,
     cache,
     upstreams,
+    rateLimitState,
     log,
     readiness,
     async start() {
+      await rateLimitState.open();
       try {
         await openOnce();
       } catch (err) {
@@ -229,6 +268,8 @@ export function buildApp(deps: AppDeps): App {
       // connections close: a renewed pair must not die with the process.
       await Promise.all([...upstreams.values()].map((u) => u.tokens.close()));
       await forwarder.close();
+      await ingress.close();
+      await rateLimitState.close();
       await store.close();
     },
   };

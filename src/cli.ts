@@ -108,7 +108,10 @@ async function serve(config: Config): Promise<number> {
     await listening.shutdown(0).catch(() => {});
     return 1;
   }
-  log.info({ proxy: listening.proxyUrl, admin: listening.adminUrl, upstreams: Object.keys(config.upstreams) }, 'countersign listening');
+  log.info(
+    { proxy: listening.proxyUrl, admin: listening.adminUrl, ...(listening.ingressUrl && { ingress: listening.ingressUrl }), upstreams: Object.keys(config.upstreams) },
+    'countersign listening',
+  );
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       log.info({ signal }, 'shutting down: finishing in-flight requests');

@@ -20,6 +20,8 @@ export const ERROR_STATUS = {
   /** The caller closed the connection before its request was read (nginx's 499). */
   CLIENT_CLOSED: 499,
   CONFLICT: 409,
+  /** The upstream's configured rate is used up and the wait bound passed. */
+  RATE_LIMITED: 429,
   TOKEN_UNAVAILABLE: 503,
   STORE_UNAVAILABLE: 503,
   UPSTREAM_UNREACHABLE: 502,

@@ -42,8 +42,8 @@ export type MetricsUpstream = string | { name: string; type: 'keeta' | 'keysecur
 export type RetryReason = 'token' | 'clock_skew';
 export type RefreshTrigger = 'proactive' | 'on_demand' | 'rejected' | 'admin';
 export type RefreshResult = 'success' | 'failure';
-export type TokenState = 'valid' | 'expiring' | 'expired' | 'refresh_failed';
-export const TOKEN_STATES: readonly TokenState[] = ['valid', 'expiring', 'expired', 'refresh_failed'];
+export type TokenState = 'valid' | 'expiring' | 'expired' | 'refresh_failed' | 'revoked';
+export const TOKEN_STATES: readonly TokenState[] = ['valid', 'expiring', 'expired', 'refresh_failed', 'revoked'];
 
 export const METRIC_NAMES = [
   'countersign_requests_total',
@@ -57,7 +57,26 @@ export const METRIC_NAMES = [
   'countersign_clock_offset_seconds',
   'countersign_inflight_requests',
   'countersign_store_up',
+  'countersign_inbound_total',
+  'countersign_inbound_delivery_seconds',
+  'countersign_webhook_recipe_matches_total',
+  'countersign_authorizations_total',
+  'countersign_rate_limit_waits_total',
+  'countersign_rate_limited_total',
+  'countersign_rate_limit_wait_seconds',
+  'countersign_rate_limit_local_decisions_total',
+  'countersign_rate_limit_cooldowns_total',
 ] as const;
+
+/** Results of one inbound push (SPEC.md "Ingress"). */
+export const INBOUND_RESULTS = ['delivered', 'duplicate', 'bad_signature', 'unverified', 'forbidden_source', 'stale', 'bad_request', 'delivery_failed'] as const;
+export type InboundResult = (typeof INBOUND_RESULTS)[number];
+export type AuthorizationVia = 'redirect' | 'event';
+export const AUTHORIZATION_RESULTS = ['connected', 'already_connected', 'bad_state', 'refused', 'failed'] as const;
+export type AuthorizationResult = (typeof AUTHORIZATION_RESULTS)[number];
+
+/** Buckets for deliveries to internal targets: 0.7 and 0.8 s bracket KeySecure's Auth deadline. */
+const DELIVERY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.7, 0.8, 1, 2.5, 5, 10];
 
 /** One token as the scrape-time gauges see it. */
 export interface TokenSnapshot {
@@ -78,6 +97,12 @@ export interface MetricsOptions {
   /** Milliseconds since the epoch, for seconds-to-expiry. */
   now?: () => number;
   collectDefaults?: boolean;
+  /** Upstreams with webhooks or callbacks configured: their inbound series start at zero. */
+  ingressUpstreams?: readonly string[];
+  /** Keeta upstreams with webhooks configured. */
+  webhookUpstreams?: readonly string[];
+  /** Keeta upstreams with oauth configured. */
+  authorizationUpstreams?: readonly string[];
 }
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -181,6 +206,75 @@ export function createMetrics(options: MetricsOptions = {}) {
     registers,
   });
 
+  const inbound = new Counter({
+    name: 'countersign_inbound_total',
+    help: 'Pushes received on the ingress listener (webhooks, callbacks) by upstream, event and result.',
+    labelNames: ['upstream', 'event', 'result'] as const,
+    registers,
+  });
+  const inboundDelivery = new Histogram({
+    name: 'countersign_inbound_delivery_seconds',
+    help: 'Time to deliver one push to its internal target(s), until their answer.',
+    labelNames: ['upstream', 'event'] as const,
+    buckets: DELIVERY_BUCKETS,
+    registers,
+  });
+  const recipeMatches = new Counter({
+    name: 'countersign_webhook_recipe_matches_total',
+    help: 'Keeta webhooks by the candidate signature recipe that matched ("none" when none did).',
+    labelNames: ['upstream', 'recipe'] as const,
+    registers,
+  });
+  const authorizations = new Counter({
+    name: 'countersign_authorizations_total',
+    help: 'Merchant authorization codes received, by path (redirect or Event 1) and result.',
+    labelNames: ['upstream', 'via', 'result'] as const,
+    registers,
+  });
+
+  for (const upstream of options.ingressUpstreams ?? []) {
+    // The series alerts and dashboards compare against exist from the start.
+    for (const result of INBOUND_RESULTS) inbound.inc({ upstream, event: 'other', result }, 0);
+    inboundDelivery.zero({ upstream, event: 'other' });
+  }
+  for (const upstream of options.authorizationUpstreams ?? []) {
+    for (const via of ['redirect', 'event'] as const) for (const result of AUTHORIZATION_RESULTS) authorizations.inc({ upstream, via, result }, 0);
+  }
+  for (const upstream of options.webhookUpstreams ?? []) recipeMatches.inc({ upstream, recipe: 'none' }, 0);
+
+  // Rate limits (src/limits). `rule` is a configured rule name or `cooldown`: bounded by config.
+  const rateLimitWaits = new Counter({
+    name: 'countersign_rate_limit_waits_total',
+    help: 'Requests held back by a rate limit before being sent (they were sent after the wait).',
+    labelNames: ['upstream', 'rule'] as const,
+    registers,
+  });
+  const rateLimited = new Counter({
+    name: 'countersign_rate_limited_total',
+    help: 'Requests refused with RATE_LIMITED: the rate was used up and the wait would exceed maxWait.',
+    labelNames: ['upstream', 'rule'] as const,
+    registers,
+  });
+  const rateLimitWaitSeconds = new Histogram({
+    name: 'countersign_rate_limit_wait_seconds',
+    help: 'Time each admitted request under a rate limit waited for its slot (0 when none).',
+    labelNames: ['upstream', 'rule'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10],
+    registers,
+  });
+  const rateLimitLocalDecisions = new Counter({
+    name: 'countersign_rate_limit_local_decisions_total',
+    help: 'Rate-limit decisions taken by this replica alone because Redis could not be reached.',
+    labelNames: ['upstream'] as const,
+    registers,
+  });
+  const rateLimitCooldowns = new Counter({
+    name: 'countersign_rate_limit_cooldowns_total',
+    help: 'Rate-limit answers from the upstream (KeySecure 1009) that started or extended a cooldown.',
+    labelNames: ['upstream'] as const,
+    registers,
+  });
+
   for (const { name: upstream, classes } of upstreams) {
     inflight.set({ upstream }, 0);
     clockOffset.set({ upstream }, 0);
@@ -205,6 +299,24 @@ export function createMetrics(options: MetricsOptions = {}) {
     clockOffset,
     inflight,
     storeUp,
+    inbound,
+    inboundDelivery,
+    recipeMatches,
+    authorizations,
+    rateLimitWaits,
+    rateLimited,
+    rateLimitWaitSeconds,
+    rateLimitLocalDecisions,
+    rateLimitCooldowns,
+    /** Every series of these rules exists from the start, so rate() and increase() see the first event. */
+    registerRateLimitRules(upstream: string, rules: readonly string[], localFallback: boolean) {
+      for (const rule of rules) {
+        rateLimitWaits.inc({ upstream, rule }, 0);
+        rateLimited.inc({ upstream, rule }, 0);
+        rateLimitWaitSeconds.zero({ upstream, rule });
+      }
+      if (localFallback) rateLimitLocalDecisions.inc({ upstream }, 0);
+    },
     /** Late binding for the token gauges: the token managers are built after the metrics. */
     setTokenSnapshots(fn: () => Iterable<TokenSnapshot>) {
       tokenSnapshots = fn;

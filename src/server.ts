@@ -7,6 +7,9 @@ export interface Listening {
   adminUrl: string;
   proxyServer: Server;
   adminServer: Server;
+  /** Set when the ingress listener is bound (listen.ingress). */
+  ingressUrl?: string;
+  ingressServer?: Server;
   /** Stop accepting, let in-flight requests finish (at most `graceMs`), then close everything. */
   shutdown(graceMs?: number): Promise<void>;
 }
@@ -43,20 +46,25 @@ function listen(server: Server, address: string): Promise<string> {
 }
 
 /**
- * Bind both listeners of an app. Bound before the app starts (`serve` binds first, so a port in
- * use fails at once, before the store is touched); `/readyz` says "starting" until it has. A
- * failure closes whatever was bound and rejects with a ListenError.
+ * Bind the listeners of an app: proxy, admin, and ingress when its address is given. Bound
+ * before the app starts (`serve` binds first, so a port in use fails at once, before the store
+ * is touched); `/readyz` says "starting" until it has. A failure closes whatever was bound and
+ * rejects with a ListenError.
  */
-export async function listenApp(app: App, addresses: { proxy: string; admin: string }): Promise<Listening> {
+export async function listenApp(app: App, addresses: { proxy: string; admin: string; ingress?: string | undefined }): Promise<Listening> {
   const proxyServer = createServer({ keepAliveTimeout: 65_000, requestTimeout: 120_000 }, app.proxy.callback());
   const adminServer = createServer(app.admin.callback());
+  // Faces the internet: short header and request deadlines against slow clients.
+  const ingressServer = addresses.ingress ? createServer({ headersTimeout: 20_000, requestTimeout: 30_000 }, app.ingress.callback()) : undefined;
   let proxyUrl: string;
   let adminUrl: string;
+  let ingressUrl: string | undefined;
   try {
     proxyUrl = await listen(proxyServer, addresses.proxy);
     adminUrl = await listen(adminServer, addresses.admin);
+    if (ingressServer && addresses.ingress) ingressUrl = await listen(ingressServer, addresses.ingress);
   } catch (err) {
-    for (const s of [proxyServer, adminServer]) if (s.listening) s.close();
+    for (const s of [proxyServer, adminServer, ingressServer]) if (s?.listening) s.close();
     throw err;
   }
   let shuttingDown: Promise<void> | undefined;
@@ -82,9 +90,11 @@ export async function listenApp(app: App, addresses: { proxy: string; admin: str
     adminUrl,
     proxyServer,
     adminServer,
+    ...(ingressUrl && ingressServer && { ingressUrl, ingressServer }),
     shutdown(graceMs = 25_000) {
       shuttingDown ??= (async () => {
         app.beginDrain();
+        if (ingressServer) await closeServer(ingressServer, Math.min(graceMs, 10_000));
         // In-flight requests finish; idle keep-alive sockets are closed; new ones refused.
         await closeServer(proxyServer, graceMs);
         await closeServer(adminServer, 1000);

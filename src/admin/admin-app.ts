@@ -21,6 +21,8 @@ export interface AdminAppDeps {
   /** When set, /admin/* requires `Authorization: Bearer <token>`. */
   adminToken: string | undefined;
   log: Logger;
+  /** POST /admin/upstreams/{u}/authorizations: a merchant authorization link (Keeta). */
+  createAuthorization?: (upstream: string) => Promise<{ url: string; state: string; expiresAt: string }>;
 }
 
 const ADMIN_BODY_LIMIT = 1024 * 1024;
@@ -101,6 +103,11 @@ export function createAdminApp(deps: AdminAppDeps): Koa {
   router.delete('/admin/upstreams/:u/merchants/:m', async (ctx) => {
     await tokenAdmin.forget(ctx.params.u!, ctx.params.m!);
     ctx.status = 204;
+  });
+  router.post('/admin/upstreams/:u/authorizations', async (ctx) => {
+    if (!deps.createAuthorization) throw new GatewayError('NOT_FOUND', 'merchant authorization is not configured');
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = await deps.createAuthorization(ctx.params.u!);
   });
   router.post('/admin/upstreams/:u/refresh', async (ctx) => {
     ctx.body = await tokenAdmin.refresh(ctx.params.u!);

@@ -71,7 +71,7 @@ function deepFreeze<T>(value: T): T {
 export function summarizeConfig(cfg: Config): string {
   const lines = [
     `config: ${cfg.source}`,
-    `listen: proxy ${cfg.listen.proxy}, admin ${cfg.listen.admin}${cfg.admin.token ? ' (admin token set)' : ''}`,
+    `listen: proxy ${cfg.listen.proxy}, admin ${cfg.listen.admin}${cfg.admin.token ? ' (admin token set)' : ''}${cfg.listen.ingress ? `, ingress ${cfg.listen.ingress}` : ''}`,
     `store: ${cfg.store.type}${cfg.store.type === 'file' ? ` at ${cfg.store.path}` : ''}${cfg.store.type === 'redis' ? ` (keyPrefix "${cfg.store.keyPrefix}")` : ''}`,
     `limits: maxBodyBytes ${cfg.limits.maxBodyBytes}`,
     `callers: ${cfg.callers ? cfg.callers.map((c) => `${c.name} [${c.allow.join(', ')}]`).join('; ') : 'none (no caller authentication)'}`,
@@ -82,11 +82,24 @@ export function summarizeConfig(cfg: Config): string {
       lines.push(
         `  ${name}: keeta ${u.baseUrl} appId ${u.appId}, refreshBefore ${formatDuration(u.refreshBefore)}, timeout ${formatDuration(u.timeout)}, tokenErrorCodes [${u.tokenErrorCodes.join(', ')}], appLevelPaths [${u.appLevelPaths.join(', ')}]`,
       );
+      if (u.oauth) lines.push(`    oauth: redirectUri ${u.oauth.redirectUri}`);
+      if (u.webhooks) {
+        const w = u.webhooks;
+        lines.push(
+          `    webhooks: ${w.url}, verify ${w.verify} [${w.recipes.join(', ')}], sourceIps ${Array.isArray(w.sourceIps) ? `[${w.sourceIps.join(', ')}]` : w.sourceIps}, ${w.deliver.length} delivery rule(s)`,
+        );
+      }
     } else {
       lines.push(
         `  ${name}: keysecure ${u.baseUrl}, refreshBefore ${formatDuration(u.refreshBefore)}, timeout ${formatDuration(u.timeout)}${u.timezone ? `, timezone ${u.timezone}` : ''}${u.language ? `, language ${u.language}` : ''}`,
       );
+      if (u.callbacks) lines.push(`    callbacks: verify ${u.callbacks.verify}, ${u.callbacks.deliver.length} delivery rule(s)`);
     }
+    const rules = u.rateLimits.map((r) => `${r.name} ${r.perSecond}/s burst ${r.burst} maxWait ${formatDuration(r.maxWait)}`);
+    if (u.type === 'keysecure' && u.onRateLimited.cooldown > 0) {
+      rules.push(`after 1009: ${u.onRateLimited.perSecond}/s for ${formatDuration(u.onRateLimited.cooldown)}`);
+    }
+    lines.push(`    rate limits: ${rules.length > 0 ? rules.join('; ') : 'none'}`);
   }
   return lines.join('\n');
 }

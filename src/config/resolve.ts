@@ -8,7 +8,7 @@ import { isAbsolute, resolve as resolvePath } from 'node:path';
  */
 
 /** Keys whose value is a secret and may be given as `<key>File` instead. */
-export const SECRET_KEYS = new Set(['appSecret', 'apiKey', 'apiSecret', 'token', 'url']);
+export const SECRET_KEYS = new Set(['appSecret', 'apiKey', 'apiSecret', 'token', 'url', 'appId', 'secret']);
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 

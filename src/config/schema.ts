@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { callbacksSchema, oauthSchema, webhooksSchema } from './ingress-schema.js';
 
 /**
  * The config file's schema (README "Config"). Unknown keys are errors everywhere.
@@ -39,6 +40,40 @@ const httpUrl = z
 
 const upstreamPath = z.string().regex(/^\/[^?#\s]*$/, 'expected a path starting with /');
 
+const pathPattern = z.string().regex(/^\/[^?#\s]*$/, 'expected a path starting with /, where * matches any run of characters');
+
+/**
+ * One shared budget (src/limits): every request to one of `paths` counts against `perSecond`,
+ * across all replicas. Without a `name` the rule is named after its paths (metric label `rule`).
+ */
+const rateLimitRule = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, '1-64 letters, digits, . _ -').optional(),
+    paths: z.array(pathPattern, { required_error: 'required' }).min(1, 'list at least one path'),
+    perSecond: z.number({ required_error: 'required', invalid_type_error: 'expected a number' }).positive('must be more than 0').max(100_000, 'at most 100000'),
+    burst: z.number().int('expected a whole number').positive('must be at least 1').max(100_000, 'at most 100000').default(1),
+    maxWait: duration.default('1s'),
+  })
+  .strict()
+  .transform((r) => ({ ...r, name: r.name ?? r.paths.join(',') }));
+
+/**
+ * Keeta's documented limits (docs/protocols.md 1.10), per appId: 10 QPS on the Keeta-ID menu
+ * write endpoints, each its own budget, and 50 QPS on /product/choicegroup/list. The
+ * ChoiceGroup create/update paths are named after the documented batchdel/list ones.
+ */
+export const KEETA_DEFAULT_RATE_LIMITS = [
+  { name: 'spustatus-batchupdate', paths: ['/product/spustatus/batchupdate'], perSecond: 10 },
+  { name: 'choicegroup-batchdel', paths: ['/product/choicegroup/batchdel'], perSecond: 10 },
+  { name: 'spupicture-batchbind', paths: ['/product/spupicture/batchbind'], perSecond: 10 },
+  { name: 'choicegroup-create', paths: ['/product/choicegroup/create'], perSecond: 10 },
+  { name: 'choicegroup-update', paths: ['/product/choicegroup/update'], perSecond: 10 },
+  { name: 'choicegroup-list', paths: ['/product/choicegroup/list'], perSecond: 50 },
+];
+
+/** The rule name the cooldown after an upstream's rate-limit answer counts under. */
+export const COOLDOWN_RULE = 'cooldown';
+
 const keetaUpstream = z
   .object({
     type: z.literal('keeta'),
@@ -57,6 +92,11 @@ const keetaUpstream = z
     tokenErrorCodes: z.array(z.number().int()).default([]),
     appLevelPaths: z.array(upstreamPath).default(['/base/callback/url/set']),
     timeout: positiveDuration.default('10s'),
+    /** Merchant authorization links and the OAuth redirect (ingress). */
+    oauth: oauthSchema.optional(),
+    /** Webhooks Keeta pushes to the ingress listener. */
+    webhooks: webhooksSchema.optional(),
+    rateLimits: z.array(rateLimitRule).default(KEETA_DEFAULT_RATE_LIMITS),
   })
   .strict();
 
@@ -73,6 +113,18 @@ const keysecureUpstream = z
     /** Stamp this far in the past so a timestamp never lands in the upstream's future (docs/protocols.md 4.3). */
     timestampMargin: duration.default('1s'),
     timeout: positiveDuration.default('10s'),
+    /** Callbacks KeySecure pushes to the ingress listener. */
+    callbacks: callbacksSchema.optional(),
+    rateLimits: z.array(rateLimitRule).default([]),
+    /** After a 1009 (too frequent): this upstream is paced at `perSecond` for `cooldown`; 0s turns it off. */
+    onRateLimited: z
+      .object({
+        cooldown: duration.default('10s'),
+        perSecond: z.number({ invalid_type_error: 'expected a number' }).positive('must be more than 0').max(100_000, 'at most 100000').default(5),
+        maxWait: duration.default('2s'),
+      })
+      .strict()
+      .default({}),
   })
   .strict();
 
@@ -117,7 +169,7 @@ const store = z.discriminatedUnion(
 export const configSchema = z
   .object({
     listen: z
-      .object({ proxy: hostPort.default('0.0.0.0:8080'), admin: hostPort.default('127.0.0.1:9090') })
+      .object({ proxy: hostPort.default('0.0.0.0:8080'), admin: hostPort.default('127.0.0.1:9090'), ingress: hostPort.optional() })
       .strict()
       .default({}),
     admin: z.object({ token: secret.refine((t) => t.length >= 16, 'must be at least 16 characters').optional() }).strict().default({}),
@@ -134,6 +186,17 @@ export const configSchema = z
       if (!UPSTREAM_NAME.test(name)) {
         ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['upstreams', name], message: 'name must be lowercase letters, digits, - or _ (it is the first path segment)' });
       }
+      const u = cfg.upstreams[name]!;
+      if (u.type === 'keysecure' && u.callbacks && u.callbacks.verify !== 'off' && u.callbacks.secret === undefined && u.apiSecret === undefined) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['upstreams', name, 'callbacks', 'secret'], message: 'required to verify callbacks (or set apiSecret, the default)' });
+      }
+      const ruleNames = new Set<string>();
+      cfg.upstreams[name]!.rateLimits.forEach((r, i) => {
+        const where = ['upstreams', name, 'rateLimits', i, 'name'];
+        if (r.name === COOLDOWN_RULE) ctx.addIssue({ code: z.ZodIssueCode.custom, path: where, message: `"${COOLDOWN_RULE}" is the name of the pacing after a rate-limit answer; choose another` });
+        if (ruleNames.has(r.name)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: where, message: `duplicate rule name "${r.name}"; give each rule its own name` });
+        ruleNames.add(r.name);
+      });
     }
     const seenNames = new Set<string>();
     const seenTokens = new Set<string>();
@@ -167,3 +230,5 @@ export type KeetaUpstreamConfig = Extract<UpstreamConfig, { type: 'keeta' }>;
 export type KeySecureUpstreamConfig = Extract<UpstreamConfig, { type: 'keysecure' }>;
 export type StoreConfig = ParsedConfig['store'];
 export type CallerConfig = NonNullable<ParsedConfig['callers']>[number];
+export type RateLimitRuleConfig = UpstreamConfig['rateLimits'][number];
+export type RateLimitedConfig = KeySecureUpstreamConfig['onRateLimited'];

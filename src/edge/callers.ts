@@ -29,7 +29,8 @@ export interface CallerAuthenticator {
 
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 
-function globToRegExp(glob: string): RegExp {
+/** An allow-list path glob as a RegExp: `*` matches any run of characters, `/` included. */
+export function globToRegExp(glob: string): RegExp {
   const body = glob.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
   return new RegExp(`^${body}$`);
 }

@@ -7,8 +7,9 @@ import { requestIdFrom } from '../edge/ids.js';
 import { readBody } from '../edge/read-body.js';
 import { leadingSegment, parseTargetPath } from '../edge/target-path.js';
 import { GatewayError, isGatewayError } from '../errors.js';
+import type { UpstreamRateLimits } from '../limits/rate-limits.js';
 import type { Logger } from '../logger.js';
-import type { Metrics, RequestClass } from '../metrics.js';
+import type { Metrics, RequestClass, RetryReason } from '../metrics.js';
 import type { Forwarder, UpstreamResponse } from './forwarder.js';
 import type { UpstreamHandler, Verdict } from './upstream.js';
 
@@ -19,17 +20,24 @@ export interface ProxyHandlerDeps {
   log: Logger;
   callers: CallerAuthenticator;
   maxBodyBytes: number;
+  /** Upstreams with rate limits or a cooldown after "too frequent" (src/limits); others are absent. */
+  rateLimits?: ReadonlyMap<string, UpstreamRateLimits>;
 }
+
+/** Each recoverable fault is retried once at most, so a request sees at most two retries. */
+const RETRY_BIT: Record<RetryReason, number> = { token: 1, clock_skew: 2 };
 
 /**
  * The proxy listener's only route, `/{upstream}/{path}`, as one Koa middleware. In order:
  * request id, target path, caller authentication, upstream lookup, allow list, body, the
- * upstream handler's exchange (one transparent retry at most), the answer passed back
- * unchanged. Every request ends in exactly one class, one access-log line, and (for a known
- * upstream) one count.
+ * upstream handler's exchange (before each attempt the upstream's rate limits; one transparent
+ * retry per recoverable fault: a token rejection and a timestamp rejection are each recovered
+ * once, never twice), the answer passed back unchanged. Every request ends in exactly one
+ * class, one access-log line, and (for a known upstream) one count.
  */
 export function proxyHandler(deps: ProxyHandlerDeps): Middleware {
   const { handlers, forwarder, metrics, log, callers, maxBodyBytes } = deps;
+  const rateLimits = deps.rateLimits ?? new Map<string, UpstreamRateLimits>();
 
   return async function proxy(ctx) {
     ctx.respond = false;
@@ -62,9 +70,13 @@ export function proxyHandler(deps: ProxyHandlerDeps): Middleware {
           headers: ctx.req.headers,
           body,
         });
+        const limits = rateLimits.get(handler.name);
         let res: UpstreamResponse;
         let verdict: Verdict;
-        for (let attempt = 1; ; attempt++) {
+        let retriedFor = 0;
+        for (;;) {
+          const admitted = limits?.admit(target.path);
+          if (admitted) await admitted;
           const upstreamReq = await exchange.prepare();
           const t0 = performance.now();
           try {
@@ -74,9 +86,12 @@ export function proxyHandler(deps: ProxyHandlerDeps): Middleware {
           }
           verdict = exchange.judge(res);
           if (verdict.codeLabel !== undefined) metrics.upstreamCodes.inc({ upstream: handler.name, code: verdict.codeLabel });
-          if (attempt === 1 && verdict.retry && (await exchange.recover(verdict.retry, res))) {
-            metrics.retries.inc({ upstream: handler.name, reason: verdict.retry });
-            retried = verdict.retry;
+          if (verdict.class === 'rate_limited') limits?.slowDown();
+          const reason = verdict.retry;
+          if (reason !== undefined && (retriedFor & RETRY_BIT[reason]) === 0 && (await exchange.recover(reason, res))) {
+            retriedFor |= RETRY_BIT[reason];
+            metrics.retries.inc({ upstream: handler.name, reason });
+            retried = retried === undefined ? reason : `${retried},${reason}`;
             continue;
           }
           break;

@@ -6,13 +6,17 @@
  */
 import { parseArgs } from 'node:util';
 import { startKeetaSim } from './keeta/server.js';
-import { startKeySecureSim } from './keysecure/server.js';
+import type { OauthDelivery } from './keeta/state.js';
+import type { WebhookRecipe } from './keeta/webhook-sig.js';
+import { DEFAULT_CALLBACK_APP_ID, startKeySecureSim } from './keysecure/server.js';
 
 export const SIM_USAGE = `usage:
   countersign sim keeta [--port N] [--host 127.0.0.1] [--app-id 3340612437] [--app-secret S]
-                        [--merchant demo-brand] [--shops 466663,9007199254740993] [--json]
+                        [--merchant demo-brand] [--shops 466663,9007199254740993]
+                        [--redirect-uri URL]... [--demo-accounts] [--oauth-delivery redirect|event|both]
+                        [--event1-url URL] [--webhook-recipe url-query|url-concat|sorted|query] [--json]
   countersign sim keysecure [--port N] [--host 127.0.0.1] [--api-key K] [--api-secret S]
-                        [--whitelist ip,ip] [--json]`;
+                        [--whitelist ip,ip] [--callback-app-id ID] [--callback-secret S] [--json]`;
 
 export class SimUsageError extends Error {
   constructor(problem: string) {
@@ -71,6 +75,13 @@ export async function runSimCli(argv: string[]): Promise<void> {
         'api-key': { type: 'string' },
         'api-secret': { type: 'string' },
         whitelist: { type: 'string' },
+        'redirect-uri': { type: 'string', multiple: true },
+        'demo-accounts': { type: 'boolean' },
+        'oauth-delivery': { type: 'string' },
+        'event1-url': { type: 'string' },
+        'webhook-recipe': { type: 'string' },
+        'callback-app-id': { type: 'string' },
+        'callback-secret': { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
@@ -87,7 +98,21 @@ export async function runSimCli(argv: string[]): Promise<void> {
     const appSecret = values['app-secret'] ?? SIM_DEFAULTS.keeta.appSecret;
     const merchantId = values.merchant ?? SIM_DEFAULTS.keeta.merchant;
     const shopIds = list(values.shops) ?? [...SIM_DEFAULTS.keeta.shops];
-    const sim = await startKeetaSim({ host, port, appId, appSecret });
+    let sim;
+    try {
+      sim = await startKeetaSim({
+        host,
+        port,
+        appId,
+        appSecret,
+        redirectUris: values['redirect-uri'] ?? [],
+        ...(values['oauth-delivery'] !== undefined ? { oauthDelivery: values['oauth-delivery'] as OauthDelivery } : {}),
+        ...(values['webhook-recipe'] !== undefined ? { webhookRecipe: values['webhook-recipe'] as WebhookRecipe } : {}),
+      });
+    } catch (err) {
+      if (err instanceof TypeError) throw new SimUsageError(err.message);
+      throw err;
+    }
     let pair;
     try {
       pair = sim.control.addMerchant({ merchantId, shopIds });
@@ -95,10 +120,18 @@ export async function runSimCli(argv: string[]): Promise<void> {
       await sim.close();
       throw new SimUsageError(`--merchant/--shops: ${(err as Error).message}`);
     }
+    try {
+      if (values['event1-url'] !== undefined) sim.control.setCallbackUrl(1, values['event1-url']);
+    } catch (err) {
+      await sim.close();
+      throw new SimUsageError(`--event1-url: ${(err as Error).message}`);
+    }
+    const accounts = values['demo-accounts'] ? sim.control.addDemoAccounts().map((a) => ({ merchantId: a.merchantId, brandName: a.brandName, shopCount: a.shopIds.length })) : [];
     const signal = waitForSignal();
     const controlUrl = `${sim.baseUrl.slice(0, -'/api/open'.length)}/_sim`;
-    print(json, { simulator: 'keeta', baseUrl: sim.baseUrl, controlUrl, appId, appSecret, merchant: { merchantId, shopIds, ...pair } }, [
+    print(json, { simulator: 'keeta', baseUrl: sim.baseUrl, authorizeUrl: sim.authorizeUrl, controlUrl, appId, appSecret, merchant: { merchantId, shopIds, ...pair }, accounts }, [
       `Keeta simulator listening: ${sim.baseUrl}`,
+      `authorize:    ${sim.authorizeUrl}`,
       `control:      ${controlUrl}`,
       `appId:        ${appId}`,
       `appSecret:    ${appSecret}`,
@@ -106,6 +139,7 @@ export async function runSimCli(argv: string[]): Promise<void> {
       `accessToken:  ${pair.accessToken}`,
       `refreshToken: ${pair.refreshToken}`,
       `expiresIn:    ${pair.expiresIn}   issuedAtTime: ${pair.issuedAtTime}`,
+      ...accounts.map((a) => `account:      ${a.merchantId} "${a.brandName}" (${a.shopCount} shops, not yet authorised)`),
       'Ctrl-C to stop.',
     ]);
     await signal;
@@ -116,15 +150,23 @@ export async function runSimCli(argv: string[]): Promise<void> {
   const apiKey = values['api-key'] ?? SIM_DEFAULTS.keysecure.apiKey;
   const apiSecret = values['api-secret'] ?? SIM_DEFAULTS.keysecure.apiSecret;
   const whitelist = list(values.whitelist);
-  const sim = await startKeySecureSim({ host, port, apiKeys: [{ apiKey, apiSecret, ...(whitelist ? { whitelist } : {}) }] });
+  const callbackAppId = values['callback-app-id'] ?? DEFAULT_CALLBACK_APP_ID;
+  const sim = await startKeySecureSim({
+    host,
+    port,
+    apiKeys: [{ apiKey, apiSecret, ...(whitelist ? { whitelist } : {}) }],
+    callbackAppId,
+    ...(values['callback-secret'] !== undefined ? { callbackSecret: values['callback-secret'] } : {}),
+  });
   const signal = waitForSignal();
   const controlUrl = `${sim.baseUrl}/_sim`;
-  print(json, { simulator: 'keysecure', baseUrl: sim.baseUrl, controlUrl, apiKey, apiSecret, whitelist: whitelist ?? null }, [
+  print(json, { simulator: 'keysecure', baseUrl: sim.baseUrl, controlUrl, apiKey, apiSecret, whitelist: whitelist ?? null, callbackAppId }, [
     `KeySecure simulator listening: ${sim.baseUrl}`,
     `control:    ${controlUrl}`,
     `Api-Key:    ${apiKey}`,
     `apiSecret:  ${apiSecret}`,
     `whitelist:  ${whitelist ? whitelist.join(', ') : 'loopback (127.0.0.1, ::1, ::ffff:127.0.0.1)'}`,
+    `callbacks:  appId ${callbackAppId}, POST ${controlUrl}/callbacks to push one`,
     'Ctrl-C to stop.',
   ]);
   await signal;

@@ -10,6 +10,8 @@ export interface CommonControl {
   setClockOffset(ms: number): void;
   setLatency(ms: number): void;
   failNext(count: number, options?: FailNextOptions): void;
+  /** The next business requests fail one each, in this order. */
+  failSequence(faults: readonly FailNextOptions[]): void;
   counters(): unknown;
   reset(): void;
   clock(): { offsetMs: number; now: number };
@@ -98,6 +100,22 @@ export function commonControlRoutes(control: CommonControl): ControlRoute[] {
         const count = requireNumber(obj, 'count');
         control.failNext(count, failNextOptions(obj));
         return { count };
+      },
+    },
+    {
+      method: 'POST',
+      pattern: /^\/fail-sequence$/,
+      handle: (_p, body) => {
+        const faults = asRecord(body)['faults'];
+        if (!Array.isArray(faults)) throw new ControlError(400, 'faults: an array of {code?, message?, httpStatus?, body?, includeTokenEndpoint?} is required');
+        control.failSequence(faults.map((f, i) => {
+          try {
+            return failNextOptions(asRecord(f));
+          } catch (err) {
+            throw err instanceof ControlError ? new ControlError(400, `faults[${i}].${err.message}`) : err;
+          }
+        }));
+        return { count: faults.length };
       },
     },
     { method: 'GET', pattern: /^\/counters$/, handle: () => control.counters() },

@@ -34,7 +34,7 @@ export interface RecordedRequest {
 export class SimCore {
   #offsetMs = 0;
   #latencyMs = 0;
-  #failure: { remaining: number; options: FailNextOptions } | undefined;
+  #failures: Array<{ remaining: number; options: FailNextOptions }> = [];
   #requests: RecordedRequest[] = [];
 
   /** Simulated time: real time + offset (Unix ms). */
@@ -63,26 +63,32 @@ export class SimCore {
   /** The next `count` business requests fail as described. Replaces any pending failure; 0 clears it. */
   failNext(count: number, options: FailNextOptions = {}): void {
     if (!Number.isInteger(count) || count < 0) throw new TypeError('failNext: count must be an integer >= 0');
-    if (options.httpStatus !== undefined && (!Number.isInteger(options.httpStatus) || options.httpStatus < 100 || options.httpStatus > 599)) {
-      throw new TypeError('failNext: httpStatus must be an integer 100..599');
-    }
-    if (options.code !== undefined && !Number.isInteger(options.code)) throw new TypeError('failNext: code must be an integer');
-    if (options.message !== undefined && typeof options.message !== 'string') throw new TypeError('failNext: message must be a string');
-    this.#failure = count === 0 ? undefined : { remaining: count, options: { ...options } };
+    checkFailure('failNext', options);
+    this.#failures = count === 0 ? [] : [{ remaining: count, options: { ...options } }];
+  }
+
+  /**
+   * The next business requests fail one after another as listed (one request each), e.g. a
+   * token rejection and then a timestamp rejection. Replaces any pending failure; [] clears it.
+   */
+  failSequence(faults: readonly FailNextOptions[]): void {
+    if (!Array.isArray(faults)) throw new TypeError('failSequence: faults must be an array');
+    faults.forEach((f, i) => checkFailure(`failSequence[${i}]`, f));
+    this.#failures = faults.map((f) => ({ remaining: 1, options: { ...f } }));
   }
 
   /** Consumes one pending failure if it applies to this request. */
   takeFailure(isTokenEndpoint: boolean): FailNextOptions | undefined {
-    const f = this.#failure;
+    const f = this.#failures[0];
     if (!f) return undefined;
     if (isTokenEndpoint && !f.options.includeTokenEndpoint) return undefined;
     f.remaining--;
-    if (f.remaining <= 0) this.#failure = undefined;
+    if (f.remaining <= 0) this.#failures.shift();
     return f.options;
   }
 
   get pendingFailures(): number {
-    return this.#failure?.remaining ?? 0;
+    return this.#failures.reduce((n, f) => n + f.remaining, 0);
   }
 
   record(request: RecordedRequest): void {
@@ -98,6 +104,15 @@ export class SimCore {
   clearRequests(): void {
     this.#requests = [];
   }
+}
+
+function checkFailure(where: string, options: FailNextOptions): void {
+  if (typeof options !== 'object' || options === null) throw new TypeError(`${where}: expected an options object`);
+  if (options.httpStatus !== undefined && (!Number.isInteger(options.httpStatus) || options.httpStatus < 100 || options.httpStatus > 599)) {
+    throw new TypeError(`${where}: httpStatus must be an integer 100..599`);
+  }
+  if (options.code !== undefined && !Number.isInteger(options.code)) throw new TypeError(`${where}: code must be an integer`);
+  if (options.message !== undefined && typeof options.message !== 'string') throw new TypeError(`${where}: message must be a string`);
 }
 
 /** Thrown by control operations; over HTTP it becomes that status with `{error}`. */

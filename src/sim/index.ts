@@ -11,3 +11,17 @@ export type { KeySecureControl, KeySecureSim, KeySecureSimCounters, KeySecureSim
 export { KEYSECURE_CODES } from './keysecure/codes.js';
 export type { FailNextOptions, RecordedRequest } from './control.js';
 export { runSimCli, SimUsageError, SIM_DEFAULTS, SIM_USAGE } from './cli.js';
+export type { AuthorizationEventInput } from './keeta/server.js';
+export type { OauthDelivery } from './keeta/state.js';
+export { AUTHORIZE_PATH } from './keeta/authorize-page.js';
+export { DEMO_ACCOUNTS } from './keeta/accounts.js';
+export type { AccountInput } from './keeta/accounts.js';
+export { WEBHOOK_RECIPES, webhookPreHash, webhookSig } from './keeta/webhook-sig.js';
+export type { WebhookRecipe } from './keeta/webhook-sig.js';
+export { AUTHORIZATION_EVENTS, ORDER_EVENTS } from './keeta/webhooks.js';
+export type { Event1Input, Event1Report, OrderEventKind, RetryOptions, WebhookPushInput, WebhookPushReport } from './keeta/webhooks.js';
+export { AUTH_BUDGET_MS, CALLBACK_ACTIONS, sampleCallbackData } from './keysecure/callbacks.js';
+export type { CallbackAction, CallbackPushInput, CallbackPushReport } from './keysecure/callbacks.js';
+export { v1Signature, v1SignedString } from './keysecure/callback-sig.js';
+export { DEFAULT_CALLBACK_APP_ID } from './keysecure/server.js';
+export type { PushAnswer, PushTransportOptions } from './push.js';

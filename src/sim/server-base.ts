@@ -35,12 +35,15 @@ export interface SimAnswer {
   body: string;
   /** Envelope code, or the HTTP status for raw HTTP answers (recorded in the request log). */
   code: number;
+  /** Extra response headers (e.g. Location). */
+  headers?: Record<string, string>;
 }
 
 export interface ControlRoute {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** Matched against the path after `/_sim`; capture groups become `params`. */
   pattern: RegExp;
+  /** May return a promise (pushes answer once the receiver has answered). */
   handle(params: string[], body: unknown): unknown;
 }
 
@@ -51,7 +54,7 @@ export interface SimServerOptions {
   controlRoutes: ControlRoute[];
   /** Parses a control request body into a plain value. */
   parseControlBody(text: string): unknown;
-  answer(req: SimRequest): SimAnswer;
+  answer(req: SimRequest): SimAnswer | Promise<SimAnswer>;
 }
 
 export interface RunningServer {
@@ -119,11 +122,12 @@ export async function startSimServer(opts: SimServerOptions): Promise<RunningSer
     res.statusCode = answer.status;
     res.setHeader('Date', new Date(opts.core.now()).toUTCString());
     res.setHeader('Content-Type', answer.contentType);
+    for (const [name, value] of Object.entries(answer.headers ?? {})) res.setHeader(name, value);
     res.setHeader('Content-Length', Buffer.byteLength(answer.body));
     res.end(answer.body);
   };
 
-  const handleControl = (req: SimRequest): SimAnswer => {
+  const handleControl = async (req: SimRequest): Promise<SimAnswer> => {
     if (!isLoopbackAddress(req.remoteAddress)) {
       return jsonAnswer(403, { error: 'control routes accept loopback callers only' });
     }
@@ -140,7 +144,7 @@ export async function startSimServer(opts: SimServerOptions): Promise<RunningSer
         const text = req.rawBody.toString('utf8');
         const body = text.trim() === '' ? {} : opts.parseControlBody(text);
         const params = m.slice(1).map((p) => decodeURIComponent(p ?? ''));
-        const result = route.handle(params, body);
+        const result: unknown = await route.handle(params, body);
         return jsonAnswer(200, result === undefined ? { ok: true } : result);
       } catch (err) {
         if (err instanceof ControlError) return jsonAnswer(err.status, { error: err.message });
@@ -175,12 +179,12 @@ export async function startSimServer(opts: SimServerOptions): Promise<RunningSer
         remoteAddress: req.socket.remoteAddress ?? '',
       };
       if (path === '/_sim' || path.startsWith('/_sim/')) {
-        write(res, handleControl(simReq));
+        write(res, await handleControl(simReq));
         return;
       }
       let answer: SimAnswer;
       try {
-        answer = opts.answer(simReq);
+        answer = await opts.answer(simReq);
       } catch (err) {
         // A simulator bug must be loud, not a silent hang.
         answer = textAnswer(500, `simulator internal error: ${err instanceof Error ? err.stack : String(err)}`);

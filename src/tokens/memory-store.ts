@@ -43,6 +43,10 @@ export function parseTokenRecord(value: unknown): TokenRecord | string {
     shopIds: [...(shopIds as string[])],
   };
   if (v['refreshToken'] !== undefined) record.refreshToken = v['refreshToken'] as string;
+  if (v['revokedAt'] !== undefined) {
+    if (typeof v['revokedAt'] !== 'number' || !Number.isFinite(v['revokedAt'])) return 'revokedAt must be a finite number when present';
+    record.revokedAt = v['revokedAt'];
+  }
   return record;
 }
 

@@ -92,6 +92,9 @@ export class TokenService {
     let rec = o.cache.get(this.upstream, merchant);
     if (!rec) rec = await this.#load(merchant);
     if (!rec) return o.source.obtainsFromNothing ? this.refresh(merchant, 'on_demand') : undefined;
+    if (rec.revokedAt !== undefined) {
+      throw tokenUnavailable(`merchant "${merchant}" of ${this.upstream} revoked its authorization; it must connect again`, 3_600_000);
+    }
     const now = o.clock.now();
     if (now < rec.expiresAt - o.refreshBeforeMs) return rec;
     if (now < rec.expiresAt) {
@@ -146,6 +149,7 @@ export class TokenService {
     const now = this.#o.clock.now();
     const due: string[] = [];
     for (const rec of this.#o.cache.records(this.upstream)) {
+      if (rec.revokedAt !== undefined) continue;
       if (now >= rec.expiresAt - this.#o.refreshBeforeMs && !this.#inBackoff(rec.merchant, now)) due.push(rec.merchant);
     }
     // A few at a time: a bulk import expiring together must not flood the upstream.
@@ -161,6 +165,7 @@ export class TokenService {
   }
 
   state(rec: TokenRecord, now = this.#o.clock.now()): TokenState {
+    if (rec.revokedAt !== undefined) return 'revoked';
     if (now >= rec.expiresAt) return 'expired';
     if (this.#activeFailure(TokenCache.key(rec.upstream, rec.merchant), rec)) return 'refresh_failed';
     if (now >= rec.expiresAt - this.#o.refreshBeforeMs) return 'expiring';

@@ -21,6 +21,8 @@ export interface TokenRecord {
   refreshedAt: number;
   /** Keeta only: shopIds served by this merchant, as exact decimal strings (int64-safe). */
   shopIds: string[];
+  /** Keeta only: when the merchant revoked this authorization (webhook), Unix ms. Never renewed or used again. */
+  revokedAt?: number;
 }
 
 /** Merchant key used for the single token of a KeySecure upstream. */

@@ -1,7 +1,8 @@
 import { Registry } from 'prom-client';
 import { buildApp, type App } from '../../src/app.js';
 import type { Clock } from '../../src/clock.js';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig, type Config } from '../../src/config/load.js';
+import type { IngressStore } from '../../src/ingress/state-store.js';
 import { listenApp } from '../../src/server.js';
 import { MemoryStore } from '../../src/tokens/memory-store.js';
 import type { TokenStore } from '../../src/tokens/types.js';
@@ -11,7 +12,16 @@ export interface TestGateway {
   app: App;
   proxyUrl: string;
   adminUrl: string;
+  /** Set when started with `ingress: true`. */
+  ingressUrl: string;
   logs: string[];
+  /**
+   * Values that must never appear in a log line: the config's secrets and every token the
+   * gateway held are known already; tests add what else they handle (codes, states).
+   */
+  secrets: Set<string>;
+  /** The secrets that appear in a log line now (close() fails the test when any does). */
+  leakedSecrets(): string[];
   logText(): string;
   /** Fetch a metric's value from the admin listener's /metrics (text format). */
   metric(name: string, labels?: Record<string, string>): Promise<number>;
@@ -25,9 +35,18 @@ export interface TestGateway {
 export async function startGateway(
   yaml: string,
   /** store: a store instance, 'config' to let the app build the one the YAML names, default memory. */
-  opts: { env?: Record<string, string>; store?: TokenStore | 'config'; clock?: Clock; schedulerIntervalMs?: number } = {},
+  opts: {
+    env?: Record<string, string>;
+    store?: TokenStore | 'config';
+    clock?: Clock;
+    schedulerIntervalMs?: number;
+    /** Bind the ingress listener on an ephemeral loopback port. */
+    ingress?: boolean;
+    ingressStore?: IngressStore;
+  } = {},
 ): Promise<TestGateway> {
-  const config = parseConfig(`listen:\n  proxy: 127.0.0.1:0\n  admin: 127.0.0.1:0\n${yaml}`, { env: opts.env ?? {} });
+  const listen = `listen:\n  proxy: 127.0.0.1:0\n  admin: 127.0.0.1:0\n${opts.ingress ? '  ingress: 127.0.0.1:0\n' : ''}`;
+  const config = parseConfig(`${listen}${yaml}`, { env: opts.env ?? {} });
   const { log, lines, text } = captureLogs();
   const app = buildApp({
     config,
@@ -36,20 +55,61 @@ export async function startGateway(
     logger: log,
     schedulerIntervalMs: opts.schedulerIntervalMs ?? 0,
     ...(opts.clock && { clock: opts.clock }),
+    ...(opts.ingressStore && { ingressStore: opts.ingressStore }),
   });
+  const secrets = configSecrets(config);
+  // Every token the gateway ever holds, including pairs replaced by later refreshes.
+  const cacheSet = app.cache.set.bind(app.cache);
+  app.cache.set = (record) => {
+    secrets.add(record.accessToken);
+    if (record.refreshToken) secrets.add(record.refreshToken);
+    return cacheSet(record);
+  };
   await app.start();
   const listening = await listenApp(app, config.listen);
+  const leakedSecrets = () => {
+    const all = text();
+    return [...secrets].filter((s) => s.length >= 8 && all.includes(s));
+  };
   return {
     app,
     proxyUrl: listening.proxyUrl,
     adminUrl: listening.adminUrl,
+    ingressUrl: listening.ingressUrl ?? '',
     logs: lines,
     logText: text,
+    secrets,
+    leakedSecrets,
     async metric(name, labels = {}) {
       return metricValue(await app.registry.metrics(), name, labels);
     },
-    close: () => listening.shutdown(2000),
+    async close() {
+      await listening.shutdown(2000);
+      const leaked = leakedSecrets();
+      // Never print the secret itself: its length and where it was seen are enough to find it.
+      if (leaked.length > 0) {
+        const where = lines.filter((l) => leaked.some((s) => l.includes(s))).map((l) => JSON.parse(l).msg as string);
+        throw new Error(`${leaked.length} secret(s) appeared in the gateway's log, in lines: ${where.join(' | ')}`);
+      }
+    },
   };
+}
+
+/** The secrets a config holds: app secrets, API keys and secrets, caller and admin tokens, callback app ids. */
+export function configSecrets(config: Config): Set<string> {
+  const out = new Set<string>();
+  if (config.admin.token) out.add(config.admin.token);
+  for (const c of config.callers ?? []) out.add(c.token);
+  for (const u of Object.values(config.upstreams)) {
+    if (u.type === 'keeta') out.add(u.appSecret);
+    else {
+      out.add(u.apiKey);
+      if (u.apiSecret) out.add(u.apiSecret);
+      if (u.callbacks?.secret) out.add(u.callbacks.secret);
+      if (u.callbacks?.appId) out.add(u.callbacks.appId);
+    }
+  }
+  return out;
 }
 
 /** The value of one series in Prometheus text format (0 when absent). */

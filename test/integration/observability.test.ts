@@ -82,6 +82,9 @@ export async function startMetricsTarget(): Promise<MetricsTarget> {
   const DAY = 86_400_000;
   const metrics = createMetrics({
     upstreams: ['keeta', 'keysecure-hk'],
+    ingressUpstreams: ['keeta', 'keysecure-hk'],
+    webhookUpstreams: ['keeta'],
+    authorizationUpstreams: ['keeta'],
     collectDefaults: true,
     tokenSnapshots: () => [
       { upstream: 'keeta', state: 'valid', expiresAt: now + 60 * DAY },
@@ -111,6 +114,16 @@ export async function startMetricsTarget(): Promise<MetricsTarget> {
   metrics.clockOffset.set({ upstream: 'keysecure-hk' }, 12);
   metrics.inflight.set({ upstream: 'keeta' }, 2);
   metrics.storeUp.set({ store: 'file' }, 1);
+  // Ingress: pushes of every result, recipes, authorizations; a failing delivery on keeta.
+  for (const result of ['delivered', 'duplicate', 'bad_signature', 'unverified', 'forbidden_source', 'stale', 'bad_request', 'delivery_failed'] as const) {
+    metrics.inbound.inc({ upstream: 'keeta', event: '1001', result });
+  }
+  metrics.recipeMatches.inc({ upstream: 'keeta', recipe: 'url-query' }, 3);
+  metrics.authorizations.inc({ upstream: 'keeta', via: 'redirect', result: 'connected' });
+  metrics.authorizations.inc({ upstream: 'keeta', via: 'event', result: 'already_connected' });
+  metrics.registerRateLimitRules('keeta', ['choicegroup-list'], true);
+  metrics.registerRateLimitRules('keysecure-hk', ['cooldown'], true);
+  metrics.rateLimitCooldowns.inc({ upstream: 'keysecure-hk' });
 
   // Ongoing traffic: keeta loses 25% to network errors, keysecure-hk is slow (3 s).
   const tick = setInterval(() => {
@@ -120,6 +133,17 @@ export async function startMetricsTarget(): Promise<MetricsTarget> {
     request('keeta', 'network_error', 0.02);
     request('keysecure-hk', 'success', 3, '0');
     metrics.tokenRefreshes.inc({ upstream: 'keysecure-hk', trigger: 'on_demand', result: 'failure' });
+    metrics.inbound.inc({ upstream: 'keeta', event: '1002', result: 'delivered' });
+    metrics.inboundDelivery.observe({ upstream: 'keeta', event: '1002' }, 0.03);
+    metrics.inbound.inc({ upstream: 'keeta', event: '1002', result: 'delivery_failed' });
+    metrics.inbound.inc({ upstream: 'keysecure-hk', event: 'Auth', result: 'delivered' });
+    metrics.inboundDelivery.observe({ upstream: 'keysecure-hk', event: 'Auth' }, 0.75);
+    // keeta's menu list is over its budget: some requests wait, some are refused; one replica
+    // decides keysecure-hk's limits alone (Redis unreachable).
+    metrics.rateLimitWaits.inc({ upstream: 'keeta', rule: 'choicegroup-list' });
+    metrics.rateLimitWaitSeconds.observe({ upstream: 'keeta', rule: 'choicegroup-list' }, 0.4);
+    metrics.rateLimited.inc({ upstream: 'keeta', rule: 'choicegroup-list' });
+    metrics.rateLimitLocalDecisions.inc({ upstream: 'keysecure-hk' });
   }, 250);
   tick.unref();
 
@@ -148,6 +172,12 @@ export async function startMetricsTarget(): Promise<MetricsTarget> {
       { alertname: 'CountersignTokenRefreshFailing', upstream: 'keysecure-hk' },
       { alertname: 'CountersignErrorRatioHigh', upstream: 'keeta' },
       { alertname: 'CountersignLatencyHigh', upstream: 'keysecure-hk' },
+      { alertname: 'CountersignInboundDeliveryFailing', upstream: 'keeta' },
+      { alertname: 'CountersignInboundBadSignatures', upstream: 'keeta' },
+      { alertname: 'CountersignInboundForbiddenSource', upstream: 'keeta' },
+      { alertname: 'CountersignAuthAnswersOverBudget', upstream: 'keysecure-hk' },
+      { alertname: 'CountersignRateLimitRefusals', upstream: 'keeta' },
+      { alertname: 'CountersignRateLimitsNotShared', upstream: 'keysecure-hk' },
     ],
     stop: async () => {
       clearInterval(tick);
@@ -433,6 +463,47 @@ test('the alert rules fire on the right series in promtool unit tests', async (t
           ],
         },
         {
+          name: 'ingress: the first bad signature, forbidden source and failed delivery alert; slow Auth answers alert',
+          interval: '1m',
+          input_series: [
+            { series: `countersign_inbound_total{upstream="keeta",event="1001",result="bad_signature",${inst}}`, values: '_x10 1x40' },
+            { series: `countersign_inbound_total{upstream="keeta",event="other",result="forbidden_source",${inst}}`, values: '0x10 2x40' },
+            { series: `countersign_inbound_total{upstream="keeta",event="1001",result="delivery_failed",${inst}}`, values: '0x10 1x40' },
+            { series: `countersign_inbound_total{upstream="keeta",event="1001",result="delivered",${inst}}`, values: '0+5x50' },
+            { series: `countersign_inbound_delivery_seconds_count{upstream="keysecure-hk",event="Auth",${inst}}`, values: '0+10x10 100+12x40' },
+            { series: `countersign_inbound_delivery_seconds_bucket{upstream="keysecure-hk",event="Auth",le="0.7",${inst}}`, values: '0+10x10 100+10x40' },
+            { series: `countersign_inbound_delivery_seconds_count{upstream="keysecure-hk",event="Consumption",${inst}}`, values: '0+10x50' },
+            { series: `countersign_inbound_delivery_seconds_bucket{upstream="keysecure-hk",event="Consumption",le="0.7",${inst}}`, values: '0+5x50' },
+          ],
+          alert_rule_test: [
+            { eval_time: '5m', alertname: 'CountersignInboundBadSignatures', exp_alerts: [] },
+            { eval_time: '12m', alertname: 'CountersignInboundBadSignatures', exp_alerts: [alert({ severity: 'warning', upstream: 'keeta' })] },
+            { eval_time: '40m', alertname: 'CountersignInboundBadSignatures', exp_alerts: [] },
+            { eval_time: '12m', alertname: 'CountersignInboundForbiddenSource', exp_alerts: [alert({ severity: 'warning', upstream: 'keeta' })] },
+            { eval_time: '5m', alertname: 'CountersignInboundDeliveryFailing', exp_alerts: [] },
+            { eval_time: '12m', alertname: 'CountersignInboundDeliveryFailing', exp_alerts: [alert({ severity: 'critical', upstream: 'keeta' })] },
+            { eval_time: '5m', alertname: 'CountersignAuthAnswersOverBudget', exp_alerts: [] },
+            { eval_time: '20m', alertname: 'CountersignAuthAnswersOverBudget', exp_alerts: [alert({ severity: 'critical', upstream: 'keysecure-hk' })] },
+          ],
+        },
+        {
+          name: 'steady rate-limit refusals alert per rule; a few do not; per-replica limiting alerts',
+          interval: '1m',
+          input_series: [
+            // 5 refusals a minute under one rule, 1 every 5 minutes under another.
+            { series: `countersign_rate_limited_total{upstream="keeta",rule="choicegroup-list",${inst}}`, values: '0+5x40' },
+            { series: `countersign_rate_limited_total{upstream="keeta",rule="spustatus-batchupdate",${inst}}`, values: '0+0.2x40' },
+            { series: `countersign_rate_limit_local_decisions_total{upstream="keysecure-hk",${inst}}`, values: '0x10 0+30x30' },
+            { series: `countersign_rate_limit_local_decisions_total{upstream="keeta",${inst}}`, values: '0x40' },
+          ],
+          alert_rule_test: [
+            { eval_time: '8m', alertname: 'CountersignRateLimitRefusals', exp_alerts: [] },
+            { eval_time: '20m', alertname: 'CountersignRateLimitRefusals', exp_alerts: [alert({ severity: 'warning', upstream: 'keeta', rule: 'choicegroup-list' })] },
+            { eval_time: '12m', alertname: 'CountersignRateLimitsNotShared', exp_alerts: [] },
+            { eval_time: '20m', alertname: 'CountersignRateLimitsNotShared', exp_alerts: [alert({ severity: 'warning', upstream: 'keysecure-hk' })] },
+          ],
+        },
+        {
           name: 'a vanished replica and vanished metrics alert',
           interval: '1m',
           input_series: [
@@ -483,7 +554,7 @@ test('the dashboard is import-ready with datasource and upstream variables', asy
     for (const q of p.targets ?? []) t.regex(q.expr ?? '', /upstream=~"\$upstream"|process_|nodejs_|countersign_store_up/, `panel "${p.title}" honours $upstream`);
   }
   const rows = d.panels.filter((p) => p.type === 'row').map((p) => p.title);
-  t.deepEqual(rows, ['Traffic', 'Error classes', 'Latency', 'Retries and clock', 'Token health', 'Store & process']);
+  t.deepEqual(rows, ['Traffic', 'Error classes', 'Latency', 'Retries and clock', 'Token health', 'Store & process', 'Ingress', 'Rate limits']);
 });
 
 test('metric names are extracted from PromQL without functions, keywords or labels', (t) => {

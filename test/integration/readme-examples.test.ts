@@ -32,7 +32,7 @@ test('every README example aimed at the demo works as printed against npm run de
   const dir = mkdtempSync(join(tmpdir(), 'cs-readme-'));
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/demo.ts'], {
     cwd: ROOT,
-    env: { ...process.env, PORT: '0', ADMIN_PORT: '0', COUNTERSIGN_DEMO_DIR: dir, NODE_OPTIONS: '' },
+    env: { ...process.env, PORT: '0', ADMIN_PORT: '0', INGRESS_PORT: '0', COUNTERSIGN_DEMO_DIR: dir, NODE_OPTIONS: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -87,7 +87,7 @@ test('the demo logs one access-log line per proxied request at its default level
   const dir = mkdtempSync(join(tmpdir(), 'cs-demo-log-'));
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/demo.ts'], {
     cwd: ROOT,
-    env: { ...withoutLogLevel(process.env), PORT: '0', ADMIN_PORT: '0', COUNTERSIGN_DEMO_DIR: dir, NODE_OPTIONS: '' },
+    env: { ...withoutLogLevel(process.env), PORT: '0', ADMIN_PORT: '0', INGRESS_PORT: '0', COUNTERSIGN_DEMO_DIR: dir, NODE_OPTIONS: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

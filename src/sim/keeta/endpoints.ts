@@ -101,7 +101,7 @@ export const KEETA_ENDPOINTS: Readonly<Record<string, KeetaEndpoint>> = {
     handle(ctx) {
       const grantType = requireString(ctx.body, 'grantType');
       if (grantType === 'authorization_code') {
-        return tokenResponse(ctx, ctx.state.tokens.exchangeCode(requireString(ctx.body, 'code'), ctx.now));
+        return tokenResponse(ctx, ctx.state.tokens.exchangeCode(requireString(ctx.body, 'code'), ctx.now, ctx.state.counters));
       }
       if (grantType === 'refresh_token') {
         const pair = ctx.state.tokens.refresh(requireString(ctx.body, 'refreshToken'), ctx.now, ctx.state.counters);
@@ -134,7 +134,7 @@ export const KEETA_ENDPOINTS: Readonly<Record<string, KeetaEndpoint>> = {
       return success({
         userId: `sim-user-${merchantId}`,
         brandId: ctx.state.tokens.merchantBrandId(merchantId),
-        brandName: `Sim Brand ${merchantId}`,
+        brandName: ctx.state.tokens.merchantBrandName(merchantId),
         authorizedShops: page.map((id) => ({
           id: rawNumber(id),
           name: `Sim Shop ${id}`,

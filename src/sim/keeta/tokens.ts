@@ -39,6 +39,10 @@ export interface KeetaMerchantView {
   readonly merchantId: string;
   readonly shopIds: readonly string[];
   readonly brandId: number;
+  readonly brandName: string;
+  /** False for an account added with addAccount that has not authorised the app yet. */
+  readonly authorized: boolean;
+  /** '' while the account has not authorised the app. */
   readonly accessToken: string;
   readonly refreshToken: string;
   readonly expiresIn: number;
@@ -53,6 +57,13 @@ export interface KeetaMerchantView {
 
 export interface RefreshCounters {
   refreshReuse: number;
+}
+
+export interface AuthCodeCounters {
+  /** Codes presented a second time (or later). */
+  authCodeReuse: number;
+  /** Codes exchanged successfully. */
+  authCodeExchanges: number;
 }
 
 interface AccessRecord {
@@ -80,6 +91,7 @@ interface MerchantRecord {
   merchantId: string;
   shopIds: string[];
   brandId: number;
+  brandName: string;
   accessToken: string;
   refreshToken: string;
   expiresIn: number;
@@ -118,24 +130,74 @@ export class KeetaTokenStore {
     now: number,
     expiresInSec = this.policy.tokenLifetimeSec,
     issuedAtMs = now,
+    brandName?: string,
   ): IssuedPair {
-    if (typeof merchantId !== 'string' || merchantId === '') throw new TypeError('addMerchant: merchantId must be a non-empty string');
-    if (!Array.isArray(shopIds)) throw new TypeError('addMerchant: shopIds must be an array of int64 decimal strings');
     if (!Number.isInteger(expiresInSec) || expiresInSec <= 0) throw new TypeError('addMerchant: expiresInSec must be a positive integer');
     if (!Number.isFinite(issuedAtMs)) throw new TypeError('addMerchant: issuedAtMs must be a number');
+    const record = this.#register('addMerchant', merchantId, shopIds, brandName);
+    return this.#issue(record, Math.trunc(issuedAtMs), expiresInSec);
+  }
+
+  /**
+   * A merchant that exists at Keeta but has not authorised this app yet: no tokens until an
+   * authorization code is exchanged. Re-adding replaces the shops and revokes every token.
+   */
+  addAccount(merchantId: string, shopIds: readonly string[], brandName?: string): void {
+    this.#register('addAccount', merchantId, shopIds, brandName);
+  }
+
+  /** Adds shops to a merchant (a store authorization was added). Returns the new ones. */
+  addShops(merchantId: string, shopIds: readonly string[]): string[] {
+    const m = this.#mustGet(merchantId);
+    const added = this.#checkShops('addShops', merchantId, shopIds).filter((id) => !m.shopIds.includes(id));
+    for (const id of added) {
+      m.shopIds.push(id);
+      this.#shopOwner.set(id, merchantId);
+    }
+    return added;
+  }
+
+  /** Removes shops from a merchant (a store authorization was cancelled). Returns the removed ones. */
+  removeShops(merchantId: string, shopIds: readonly string[]): string[] {
+    const m = this.#mustGet(merchantId);
+    const wanted = new Set(this.#checkShops('removeShops', merchantId, shopIds));
+    const removed = m.shopIds.filter((id) => wanted.has(id));
+    m.shopIds = m.shopIds.filter((id) => !wanted.has(id));
+    for (const id of removed) this.#shopOwner.delete(id);
+    return removed;
+  }
+
+  /** The merchant a shop belongs to, if any. */
+  ownerOf(shopId: string): string | undefined {
+    return this.#shopOwner.get(shopId);
+  }
+
+  /** Merchant ids in the order they were added. */
+  merchantIds(): string[] {
+    return [...this.#merchants.keys()];
+  }
+
+  #checkShops(what: string, merchantId: string, shopIds: readonly string[]): string[] {
+    if (!Array.isArray(shopIds)) throw new TypeError(`${what}: shopIds must be an array of int64 decimal strings`);
     const shops: string[] = [];
     for (const raw of shopIds) {
       const id = typeof raw === 'string' ? canonicalInt64(raw) : undefined;
       if (id === undefined || id !== raw) {
-        throw new TypeError(`addMerchant: shop id ${JSON.stringify(raw)} is not a positive int64 decimal string`);
+        throw new TypeError(`${what}: shop id ${JSON.stringify(raw)} is not a positive int64 decimal string`);
       }
       const owner = this.#shopOwner.get(id);
       if (owner !== undefined && owner !== merchantId) {
-        throw new TypeError(`addMerchant: shop ${id} already belongs to merchant ${owner}`);
+        throw new TypeError(`${what}: shop ${id} already belongs to merchant ${owner}`);
       }
       if (!shops.includes(id)) shops.push(id);
     }
+    return shops;
+  }
 
+  #register(what: string, merchantId: string, shopIds: readonly string[], brandName: string | undefined): MerchantRecord {
+    if (typeof merchantId !== 'string' || merchantId === '') throw new TypeError(`${what}: merchantId must be a non-empty string`);
+    if (brandName !== undefined && (typeof brandName !== 'string' || brandName === '')) throw new TypeError(`${what}: brandName must be a non-empty string`);
+    const shops = this.#checkShops(what, merchantId, shopIds);
     const existing = this.#merchants.get(merchantId);
     if (existing) {
       this.#revokeAll(merchantId);
@@ -146,14 +208,15 @@ export class KeetaTokenStore {
       merchantId,
       shopIds: shops,
       brandId: existing?.brandId ?? this.#nextBrandId++,
+      brandName: brandName ?? existing?.brandName ?? `Sim Brand ${merchantId}`,
       accessToken: '',
       refreshToken: '',
-      expiresIn: expiresInSec,
-      issuedAtTime: Math.trunc(issuedAtMs),
+      expiresIn: 0,
+      issuedAtTime: 0,
       lastRefreshAtMs: undefined,
     };
     this.#merchants.set(merchantId, record);
-    return this.#issue(record, Math.trunc(issuedAtMs), expiresInSec);
+    return record;
   }
 
   issueAuthCode(merchantId: string, now: number): string {
@@ -176,6 +239,14 @@ export class KeetaTokenStore {
     this.#revokeAll(merchantId);
   }
 
+  /** The merchant withdraws the whole authorization: every token dies and the account is unauthorised again. */
+  revokeAuthorization(merchantId: string): void {
+    const m = this.#mustGet(merchantId);
+    this.#revokeAll(merchantId);
+    m.accessToken = '';
+    m.refreshToken = '';
+  }
+
   view(merchantId: string, now: number): KeetaMerchantView | undefined {
     const m = this.#merchants.get(merchantId);
     if (!m) return undefined;
@@ -187,6 +258,8 @@ export class KeetaTokenStore {
       merchantId: m.merchantId,
       shopIds: Object.freeze([...m.shopIds]),
       brandId: m.brandId,
+      brandName: m.brandName,
+      authorized: m.accessToken !== '',
       accessToken: m.accessToken,
       refreshToken: m.refreshToken,
       expiresIn: m.expiresIn,
@@ -203,6 +276,10 @@ export class KeetaTokenStore {
 
   merchantBrandId(merchantId: string): number {
     return this.#mustGet(merchantId).brandId;
+  }
+
+  merchantBrandName(merchantId: string): string {
+    return this.#mustGet(merchantId).brandName;
   }
 
   /** The merchant an access token belongs to; throws ACCESS_TOKEN_INVALID otherwise. */
@@ -237,12 +314,16 @@ export class KeetaTokenStore {
   }
 
   /** grantType=authorization_code. */
-  exchangeCode(code: string, now: number): IssuedPair {
+  exchangeCode(code: string, now: number, counters: AuthCodeCounters): IssuedPair {
     const rec = this.#codes.get(code);
     if (!rec) throw new KeetaSimError('AUTH_CODE_INVALID', 'unknown code');
-    if (rec.usedAtMs !== undefined) throw new KeetaSimError('AUTH_CODE_INVALID', 'code already used');
+    if (rec.usedAtMs !== undefined) {
+      counters.authCodeReuse++;
+      throw new KeetaSimError('AUTH_CODE_INVALID', 'code already used');
+    }
     if (now >= rec.expiresAtMs) throw new KeetaSimError('AUTH_CODE_INVALID', 'code expired');
     rec.usedAtMs = now;
+    counters.authCodeExchanges++;
     const m = this.#mustGet(rec.merchantId);
     // A new authorization replaces the pair: the old refresh token can no longer be used.
     const oldRefresh = this.#refresh.get(m.refreshToken);
@@ -257,6 +338,7 @@ export class KeetaTokenStore {
   }
 
   #issue(m: MerchantRecord, issuedAtMs: number, expiresInSec: number): IssuedPair {
+    if (!Number.isInteger(expiresInSec) || expiresInSec <= 0) throw new TypeError('expiresInSec must be a positive integer');
     const accessToken = randomToken();
     const refreshToken = randomToken();
     const expiresAtMs = issuedAtMs + expiresInSec * 1000;

@@ -2,6 +2,7 @@
 import { ControlError, SimCore, type FailNextOptions, type RecordedRequest } from '../control.js';
 import { asRecord, commonControlRoutes, requireString, requireStringArray } from '../control-routes.js';
 import { startSimServer, type ControlRoute } from '../server-base.js';
+import { type CallbackPushInput, type CallbackPushReport, pushCallback } from './callbacks.js';
 import { answerKeySecure } from './handler.js';
 import { KeySecureState } from './state.js';
 
@@ -16,7 +17,13 @@ export interface KeySecureSimOptions {
   tokenLifetimeMs?: number;
   /** Oldest accepted Timestamp, in ms behind the simulated clock. Default 60 000. */
   timestampWindowMs?: number;
+  /** The `appId` in callback signatures. Default 'sim-callback-app'. */
+  callbackAppId?: string;
+  /** The callback signing secret. Default: the apiSecret of the key a push names (else the first key). */
+  callbackSecret?: string;
 }
+
+export const DEFAULT_CALLBACK_APP_ID = 'sim-callback-app';
 
 export interface KeySecureSimCounters {
   /** Every request to GET /open-api/v1/merchant/token (any outcome). */
@@ -28,6 +35,8 @@ export interface KeySecureControl {
   setClockOffset(ms: number): void;
   setLatency(ms: number): void;
   failNext(count: number, options?: FailNextOptions): void;
+  /** The next business requests fail one each, in this order. */
+  failSequence(faults: readonly FailNextOptions[]): void;
   counters(): KeySecureSimCounters;
   reset(): void;
   clock(): { offsetMs: number; now: number };
@@ -36,6 +45,8 @@ export interface KeySecureControl {
   /** Every token of that Api-Key (all keys when omitted) is expired from now on. */
   expireTokens(apiKey?: string): void;
   setWhitelist(apiKey: string, ips: string[]): void;
+  /** POSTs a signed callback (Auth, Consumption, Card_update) and reports every answer and its time. */
+  pushCallback(input: CallbackPushInput): Promise<CallbackPushReport>;
 }
 
 export interface KeySecureSim {
@@ -77,6 +88,18 @@ function keySecureControlRoutes(control: KeySecureControl): ControlRoute[] {
       },
     },
     {
+      method: 'POST',
+      pattern: /^\/callbacks$/,
+      handle: async (_p, body) => {
+        try {
+          return await control.pushCallback(asRecord(body) as unknown as CallbackPushInput);
+        } catch (err) {
+          if (err instanceof TypeError) throw new ControlError(400, err.message);
+          throw err;
+        }
+      },
+    },
+    {
       method: 'PUT',
       pattern: /^\/keys\/([^/]+)\/whitelist$/,
       handle: ([apiKey = ''], body) => {
@@ -96,11 +119,22 @@ export async function startKeySecureSim(opts: KeySecureSimOptions): Promise<KeyS
     nonNegative('timestampWindowMs', opts.timestampWindowMs, 60_000),
   );
   for (const k of opts.apiKeys) state.addKey(k.apiKey, k.apiSecret, k.whitelist);
+  const callbackAppId = opts.callbackAppId ?? DEFAULT_CALLBACK_APP_ID;
+  if (typeof callbackAppId !== 'string' || callbackAppId === '') throw new TypeError('startKeySecureSim: callbackAppId must be a non-empty string');
+  const secretFor = (apiKey: string | undefined): string => {
+    if (opts.callbackSecret !== undefined) return opts.callbackSecret;
+    const key = apiKey === undefined ? [...state.keys.values()][0]! : state.keys.get(apiKey);
+    if (!key) throw new TypeError(`pushCallback: unknown apiKey ${JSON.stringify(apiKey)}`);
+    if (key.apiSecret === undefined) throw new TypeError(`pushCallback: apiKey ${key.apiKey} has no apiSecret; give secret or callbackSecret`);
+    return key.apiSecret;
+  };
+  const callbackContext = { appId: callbackAppId, secretFor, now: () => core.now() };
 
   const control: KeySecureControl = {
     setClockOffset: (ms) => core.setClockOffset(ms),
     setLatency: (ms) => core.setLatency(ms),
     failNext: (count, options) => core.failNext(count, options),
+    failSequence: (faults) => core.failSequence(faults),
     counters: () => ({ tokenCalls: state.tokenCalls, requests: core.requests() }),
     reset: () => {
       state.tokenCalls = 0;
@@ -113,6 +147,7 @@ export async function startKeySecureSim(opts: KeySecureSimOptions): Promise<KeyS
       if (!state.keys.has(apiKey)) throw new ControlError(404, `unknown apiKey ${JSON.stringify(apiKey)}`);
       state.setWhitelist(apiKey, ips);
     },
+    pushCallback: (input) => pushCallback(callbackContext, input),
   };
 
   const host = opts.host ?? '127.0.0.1';

@@ -48,6 +48,15 @@ export function storeContract(name: string, openStore: OpenStore): void {
     test(`${name} contract: ${title}`, fn);
   };
 
+  it('a revoked mark survives a write and a read, and a metadata write with the same issuedAt sets it', async (t) => {
+    const store = await openStore(t);
+    await store.put(record());
+    t.is((await store.get('keeta', 'm1'))?.revokedAt, undefined);
+    t.is(await store.put(record({ revokedAt: 1_767_300_000_000 })), 'written');
+    t.is((await store.get('keeta', 'm1'))?.revokedAt, 1_767_300_000_000);
+    t.is((await store.list())[0]?.revokedAt, 1_767_300_000_000);
+  });
+
   it('get/put/list/delete round-trip keeps shopIds exactly', async (t) => {
     const store = await openStore(t);
     t.is(await store.get('keeta', 'm1'), undefined);
