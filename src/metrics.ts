@@ -68,7 +68,7 @@ export const METRIC_NAMES = [
   'countersign_rate_limit_cooldowns_total',
 ] as const;
 
-/** Results of one inbound push (SPEC.md "Ingress"). */
+/** Results of one inbound push (README "Ingress: merchant connection, webhooks, callbacks"). */
 export const INBOUND_RESULTS = ['delivered', 'duplicate', 'bad_signature', 'unverified', 'forbidden_source', 'stale', 'bad_request', 'delivery_failed'] as const;
 export type InboundResult = (typeof INBOUND_RESULTS)[number];
 export type AuthorizationVia = 'redirect' | 'event';
