@@ -1,5 +1,5 @@
 /**
- * Refusals by the proxy itself (SPEC.md error table). Each carries a stable `code`, the HTTP
+ * Refusals by the proxy itself (README "Errors"). Each carries a stable `code`, the HTTP
  * `status`, and optional response headers; the error middleware turns it into
  * `{"error": {"code", "message", "requestId"}}`. Messages are shown to callers: they name what
  * is wrong and never contain a secret.

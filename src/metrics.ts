@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
- * Every metric family Countersign exports (SPEC.md "Metrics"). One instance per app, on the
+ * Every metric family Countersign exports (README "Metrics, dashboard, alerts"). One instance per app, on the
  * app's own Registry, so tests can build many apps side by side.
  *
  * Labels are bounded: upstream names come from config, classes/codes/reasons/triggers from
@@ -71,7 +71,7 @@ export const METRIC_NAMES = [
   'countersign_config_last_reload_success_timestamp_seconds',
 ] as const;
 
-/** Results of one inbound push (SPEC.md "Ingress"). */
+/** Results of one inbound push (README "Ingress: merchant connection, webhooks, callbacks"). */
 export const INBOUND_RESULTS = ['delivered', 'duplicate', 'bad_signature', 'unverified', 'forbidden_source', 'stale', 'bad_request', 'delivery_failed'] as const;
 export type InboundResult = (typeof INBOUND_RESULTS)[number];
 export type AuthorizationVia = 'redirect' | 'event';

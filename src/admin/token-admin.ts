@@ -13,7 +13,7 @@ export interface AdminUpstream {
 }
 
 /**
- * The admin API's token operations (SPEC.md "Admin API"). Answers never contain a token:
+ * The admin API's token operations (README "Admin API"). Answers never contain a token:
  * only states, times, counts and failure messages.
  */
 export class TokenAdmin {

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { parseDuration } from './duration.js';
 
 /**
- * Config of the ingress side (SPEC.md "Ingress"): a Keeta upstream's `oauth` and `webhooks`,
+ * Config of the ingress side (README "Ingress: merchant connection, webhooks, callbacks"): a Keeta upstream's `oauth` and `webhooks`,
  * a KeySecure upstream's `callbacks`. Unknown keys are errors, like everywhere else.
  */
 

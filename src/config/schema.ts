@@ -3,7 +3,7 @@ import { parseDuration } from './duration.js';
 import { callbacksSchema, oauthSchema, webhooksSchema } from './ingress-schema.js';
 
 /**
- * The config file's schema (SPEC.md "Config file"). Unknown keys are errors everywhere.
+ * The config file's schema (README "Config"). Unknown keys are errors everywhere.
  * Validation only: interpolation and `<key>File` secrets happen before (resolve.ts).
  */
 

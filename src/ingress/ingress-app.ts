@@ -19,7 +19,7 @@ export interface IngressUpstream {
 }
 
 /**
- * The ingress listener (SPEC.md "Ingress"): the only one meant to face the internet, so it serves
+ * The ingress listener (README "Ingress: merchant connection, webhooks, callbacks"): the only one meant to face the internet, so it serves
  * only the OAuth redirect, the upstreams' pushes and a health check. Errors answer in the
  * upstream's own format where it has one.
  */
