@@ -11,8 +11,8 @@
 # it writes is the file store's directory, /var/lib/countersign (a volume). See docs/deploy.md.
 
 # A current Node.js LTS on Debian slim, pinned to a full version; override with
-# --build-arg NODE_IMAGE=node:<version>-bookworm-slim (or a digest).
-ARG NODE_IMAGE=node:24.22.3-bookworm-slim
+# --build-arg NODE_IMAGE=node:<version>-trixie-slim (or a digest).
+ARG NODE_IMAGE=node:26.12.1-trixie-slim
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
