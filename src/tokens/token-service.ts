@@ -95,7 +95,8 @@ export class TokenService {
   async current(merchant: string): Promise<TokenRecord | undefined> {
     const o = this.#o;
     const cached = o.cache.get(this.upstream, merchant);
-    if (cached) {
+    // A revoked merchant takes the slow path, which refuses it.
+    if (cached && cached.revokedAt === undefined) {
       const now = o.clock.now();
       // The hot path: a cached token outside its window, no store I/O and no timer.
       if (now < cached.expiresAt - o.refreshBeforeMs) return cached;
