@@ -44,7 +44,7 @@ export async function refusal(opts: Parameters<typeof render>[0]): Promise<strin
 
 /** A value for a key of an operator's existing Secret, shaped as the gateway expects. */
 export function existingSecretValue(key: string): string {
-  return key === 'store.url' ? 'redis://redis-master.redis:6379/0' : `existing-secret-value-for-${key}`;
+  return key === 'store.url' ? 'redis://:existing-redis-password@redis-master.redis:6379/0' : `existing-secret-value-for-${key}`;
 }
 
 /** The chart-made Secret's data, decoded. */
