@@ -1,10 +1,10 @@
 import test from 'ava';
-import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ROOT } from '../helpers/cli.js';
+import { startDemo } from '../helpers/demo.js';
 
 const run = promisify(execFile);
 
@@ -29,28 +29,9 @@ function readmeExamples(): string[] {
 }
 
 test('every README example aimed at the demo works as printed against npm run demo', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'cs-readme-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/demo.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: '0', ADMIN_PORT: '0', INGRESS_PORT: '0', COUNTERSIGN_DEMO_DIR: dir, NODE_OPTIONS: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  t.teardown(() => void child.kill('SIGKILL'));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`demo did not start:\n${out}`)), 50_000);
-    child.stdout.on('data', () => {
-      if (out.includes('Ctrl-C stops everything')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-  const proxy = /^\s+proxy\s+(http:\/\/\S+)/m.exec(out)![1]!;
-  const admin = /^\s+admin\s+(http:\/\/\S+)/m.exec(out)![1]!;
+  const demo = await startDemo(t);
+  const { proxy, admin, dir } = demo;
+  const out = demo.out;
 
   const examples = readmeExamples();
   t.true(examples.filter((c) => c.startsWith('curl')).length >= 3, examples.join('\n'));
@@ -79,39 +60,20 @@ test('every README example aimed at the demo works as printed against npm run de
       t.false(stdout.includes('sim-keeta-app-secret'), `${example} printed the secret`);
     }
   }
-  child.kill('SIGINT');
-  t.is(await exited, 0);
+  t.is(await demo.stop(), 0);
 });
 
 test('the demo logs one access-log line per proxied request at its default level', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'cs-demo-log-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/demo.ts'], {
-    cwd: ROOT,
-    env: { ...withoutLogLevel(process.env), PORT: '0', ADMIN_PORT: '0', INGRESS_PORT: '0', COUNTERSIGN_DEMO_DIR: dir, NODE_OPTIONS: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  t.teardown(() => void child.kill('SIGKILL'));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`demo did not start:\n${out}`)), 50_000);
-    child.stdout.on('data', () => {
-      if (out.includes('Ctrl-C stops everything')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-  const proxy = /^\s+proxy\s+(http:\/\/\S+)/m.exec(out)![1]!;
-  const res = await fetch(`${proxy}/keeta/order/get`, {
+  const demo = await startDemo(t, withoutLogLevel(process.env));
+  const res = await fetch(`${demo.proxy}/keeta/order/get`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-request-id': 'readme-demo-req-1' },
     body: '{"orderViewId":1,"shopId":466663}',
   });
   t.is(((await res.json()) as { code: number }).code, 0);
-  for (let i = 0; i < 50 && !out.includes('readme-demo-req-1'); i++) await new Promise((r) => setTimeout(r, 100));
-  const line = out.split('\n').find((l) => l.includes('"requestId":"readme-demo-req-1"'));
-  t.truthy(line, out.slice(-2000));
+  for (let i = 0; i < 50 && !demo.out.includes('readme-demo-req-1'); i++) await new Promise((r) => setTimeout(r, 100));
+  const line = demo.out.split('\n').find((l) => l.includes('"requestId":"readme-demo-req-1"'));
+  t.truthy(line, demo.out.slice(-2000));
   t.like(JSON.parse(line!), { upstream: 'keeta', status: 200, class: 'success' });
-  child.kill('SIGINT');
+  await demo.stop();
 });
