@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { freePort, waitForPing } from './redis-topology.js';
 
 /** The shared Redis that .ci/run ensures. Tests use their own key prefix and clean up. */
 export const SHARED_REDIS_URL = process.env.COUNTERSIGN_TEST_REDIS ?? 'redis://127.0.0.1:6379/0';
@@ -30,14 +30,6 @@ export async function cleanPrefix(prefix: string, url = SHARED_REDIS_URL): Promi
   }
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 /**
  * A private redis-server this test may stop and restart (the shared one must stay up for the
  * other test files). Persistence on (append-only file in a temp dir) so a restart keeps data,
@@ -52,20 +44,7 @@ export async function startPrivateRedis(
   const start = async () => {
     child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', opts.persist === false ? 'no' : 'yes', '--dir', dir], { stdio: 'ignore' });
     child.on('error', () => {});
-    const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    r.on('error', () => {}); // refused while the server starts: expected, retried below
-    for (let i = 0; i < 100; i++) {
-      try {
-        await r.connect();
-        await r.ping();
-        r.disconnect();
-        return;
-      } catch {
-        r.disconnect();
-        await new Promise((res) => setTimeout(res, 50));
-      }
-    }
-    throw new Error(`redis-server did not start on port ${port}`);
+    await waitForPing(port);
   };
   const stop = async () => {
     const c = child;

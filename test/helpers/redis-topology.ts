@@ -24,7 +24,8 @@ export interface RedisProcess {
   kill(): Promise<void>;
 }
 
-async function waitForPing(port: number, opts: { tls?: { ca: string } } = {}): Promise<void> {
+/** Wait until a Redis on `port` answers PING (it is starting), failing after about 10 s. */
+export async function waitForPing(port: number, opts: { tls?: { ca: string } } = {}): Promise<void> {
   for (let i = 0; i < 200; i++) {
     const r = new Redis({
       port,
