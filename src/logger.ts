@@ -33,32 +33,30 @@ export const REDACT_PATHS = [
 ];
 
 /**
- * Without a destination the log goes to stdout through an asynchronous buffered writer
- * (log-destination.ts): the lines of one event-loop turn go out in one write, and the access
- * log never blocks a request on a syscall. `flushLogger` (called at shutdown) and an exit hook
- * write out whatever is still buffered.
+ * Without a destination the log goes to stdout through a batching writer (log-destination.ts):
+ * the lines of a few milliseconds go out in one write, never one write per line.
+ * `flushLogger` (called at shutdown) and an exit hook write out whatever is still buffered.
  */
 export function createLogger(opts: { level?: string; destination?: DestinationStream } = {}): Logger {
-  return pino(
+  const log = pino(
     {
       level: opts.level ?? process.env.LOG_LEVEL ?? 'info',
       base: { service: 'countersign' },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-      timestamp: isoTime,
+      timestamp: isoTimeField,
       formatters: { level: (label) => ({ level: label }) },
     },
     opts.destination ?? batchedDestination(1),
   );
+  madeHere.add(log);
+  return log;
 }
 
-/**
- * The access log's logger: the same destination and level, without the generic redaction
- * pass (the costliest part of a log line). Safe because the access log writes only its own
- * fixed fields (request id, upstream, method, path without query, status, class, duration,
- * caller name, retry reason, error code), never headers, bodies or queries.
- */
-export function accessLogger(log: Logger): Logger {
-  return log.child({}, { redact: { paths: [] } });
+const madeHere = new WeakSet<Logger>();
+
+/** Made by `createLogger`: its line shape (level label, ISO time, bindings) is known (access-log.ts). */
+export function isCountersignLogger(log: Logger): boolean {
+  return madeHere.has(log);
 }
 
 /** Write out every buffered line (at shutdown, before the process exits). */
@@ -68,8 +66,8 @@ export function flushLogger(log: Logger): Promise<void> {
 
 let lastMs = -1;
 let lastStamp = '';
-/** pino's ISO `time` field, formatted once per millisecond rather than once per line. */
-function isoTime(): string {
+/** pino's ISO `time` field (`,"time":"…"`), formatted once per millisecond rather than once per line. */
+export function isoTimeField(): string {
   const ms = Date.now();
   if (ms !== lastMs) {
     lastMs = ms;

@@ -1,4 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { HotHistogram } from './metrics-histogram.js';
+import { RequestMetricsRecorders } from './metrics-hot-path.js';
 
 /**
  * Every metric family Countersign exports (README "Metrics, dashboard, alerts"). One instance per app, on the
@@ -116,27 +118,36 @@ export function createMetrics(options: MetricsOptions = {}) {
   const now = options.now ?? Date.now;
   const upstreams = (options.upstreams ?? []).map((u) => (typeof u === 'string' ? { name: u, classes: CLASSES } : { name: u.name, classes: CLASSES_BY_TYPE[u.type] }));
   let tokenSnapshots = options.tokenSnapshots ?? (() => []);
+  // The proxy's per-request counts (metrics-hot-path.ts), handed to these families at scrape time.
+  const recorders = new RequestMetricsRecorders();
 
   const requests = new Counter({
     name: 'countersign_requests_total',
     help: 'Callers\' requests by upstream and final outcome class (one per request, whatever retries happened inside).',
     labelNames: ['upstream', 'class'] as const,
     registers,
+    collect() {
+      recorders.flushClasses(this);
+    },
   });
   const upstreamCodes = new Counter({
     name: 'countersign_upstream_codes_total',
     help: 'Upstream answers by documented error code (else "other").',
     labelNames: ['upstream', 'code'] as const,
     registers,
+    collect() {
+      recorders.flushCodes(this);
+    },
   });
-  const requestDuration = new Histogram({
+  // The two histograms every proxied request observes: HotHistogram (same export, no per-call label work).
+  const requestDuration = new HotHistogram({
     name: 'countersign_request_duration_seconds',
     help: 'Time from receiving a caller\'s request to the end of its response, by final class.',
     labelNames: ['upstream', 'class'] as const,
     buckets: LATENCY_BUCKETS,
     registers,
   });
-  const upstreamDuration = new Histogram({
+  const upstreamDuration = new HotHistogram({
     name: 'countersign_upstream_duration_seconds',
     help: 'Time for one upstream attempt, from sending to response headers.',
     labelNames: ['upstream'] as const,
@@ -201,6 +212,9 @@ export function createMetrics(options: MetricsOptions = {}) {
     help: 'Callers\' requests being served now.',
     labelNames: ['upstream'] as const,
     registers,
+    collect() {
+      recorders.setInflight(this);
+    },
   });
   const storeUp = new Gauge({
     name: 'countersign_store_up',
@@ -314,9 +328,12 @@ export function createMetrics(options: MetricsOptions = {}) {
   }
 
   if (options.collectDefaults ?? true) collectDefaultMetrics({ register: registry });
+  recorders.bind({ requests, upstreamCodes, requestDuration, upstreamDuration, retries });
 
   return {
     registry,
+    /** What one proxied request records, for one upstream (the proxy's hot path). */
+    forUpstream: (upstream: string) => recorders.forUpstream(upstream),
     requests,
     upstreamCodes,
     requestDuration,

@@ -8,8 +8,10 @@ import { readBody } from '../edge/read-body.js';
 import { leadingSegment, parseTargetPath } from '../edge/target-path.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { UpstreamRateLimits } from '../limits/rate-limits.js';
-import { accessLogger, type Logger } from '../logger.js';
+import { createAccessLog } from '../access-log.js';
+import type { Logger } from '../logger.js';
 import type { Metrics, RequestClass, RetryReason } from '../metrics.js';
+import type { UpstreamRequestMetrics } from '../metrics-hot-path.js';
 import type { Forwarder, UpstreamResponse } from './forwarder.js';
 import type { UpstreamHandler, Verdict } from './upstream.js';
 
@@ -43,7 +45,7 @@ const RETRY_BIT: Record<RetryReason, number> = { token: 1, clock_skew: 2 };
  */
 export function proxyHandler(deps: ProxyHandlerDeps): Middleware {
   const { forwarder, metrics, log } = deps;
-  const access = accessLogger(log);
+  const access = createAccessLog(log);
 
   return async function proxy(ctx) {
     ctx.respond = false;
@@ -51,6 +53,7 @@ export function proxyHandler(deps: ProxyHandlerDeps): Middleware {
     const started = performance.now();
     const requestId = requestIdFrom(ctx.req.headers['x-request-id']);
     let handler: UpstreamHandler | undefined;
+    let recorded: UpstreamRequestMetrics | undefined;
     let cls: RequestClass = 'rejected';
     let status = 500;
     let callerName: string | undefined;
@@ -66,7 +69,8 @@ export function proxyHandler(deps: ProxyHandlerDeps): Middleware {
       callerName = caller?.name;
       if (!handler) throw new GatewayError('UNKNOWN_UPSTREAM', `no upstream is named "${target.upstream.slice(0, 64)}"`);
       callers.authorize(caller, handler.name, target.path);
-      metrics.inflight.inc({ upstream: handler.name });
+      recorded = metrics.forUpstream(handler.name);
+      recorded.begin();
       try {
         const body = await readBody(ctx.req, maxBodyBytes);
         const exchange = handler.begin({
@@ -89,15 +93,15 @@ export function proxyHandler(deps: ProxyHandlerDeps): Middleware {
           try {
             res = await forwarder.send(handler.origin, upstreamReq);
           } finally {
-            metrics.upstreamDuration.observe({ upstream: handler.name }, (performance.now() - t0) / 1000);
+            recorded.attempt((performance.now() - t0) / 1000);
           }
           verdict = exchange.judge(res);
-          if (verdict.codeLabel !== undefined) metrics.upstreamCodes.inc({ upstream: handler.name, code: verdict.codeLabel });
+          if (verdict.codeLabel !== undefined) recorded.code(verdict.codeLabel);
           if (verdict.class === 'rate_limited') limits?.slowDown();
           const reason = verdict.retry;
           if (reason !== undefined && (retriedFor & RETRY_BIT[reason]) === 0 && (await exchange.recover(reason, res))) {
             retriedFor |= RETRY_BIT[reason];
-            metrics.retries.inc({ upstream: handler.name, reason });
+            recorded.retry(reason);
             retried = retried === undefined ? reason : `${retried},${reason}`;
             continue;
           }
@@ -111,7 +115,7 @@ export function proxyHandler(deps: ProxyHandlerDeps): Middleware {
         ctx.res.writeHead(res.status, headers);
         ctx.res.end(res.body);
       } finally {
-        metrics.inflight.dec({ upstream: handler.name });
+        recorded.end();
       }
     } catch (err) {
       // A refusal before the upstream was looked up (BAD_PATH) still counts for it, when it is one.
@@ -123,25 +127,19 @@ export function proxyHandler(deps: ProxyHandlerDeps): Middleware {
       sendError(ctx.res, gw, requestId);
     } finally {
       const seconds = (performance.now() - started) / 1000;
-      if (handler) {
-        metrics.requests.inc({ upstream: handler.name, class: cls });
-        metrics.requestDuration.observe({ upstream: handler.name, class: cls }, seconds);
-      }
-      access.info(
-        {
-          requestId,
-          upstream: handler?.name,
-          method: ctx.req.method,
-          path,
-          status,
-          class: cls,
-          durationMs: Math.round(seconds * 10_000) / 10,
-          ...(callerName && { caller: callerName }),
-          ...(retried && { retried }),
-          ...(errorCode && { error: errorCode }),
-        },
-        'request',
-      );
+      if (handler) (recorded ?? metrics.forUpstream(handler.name)).finish(cls, seconds);
+      access({
+        requestId,
+        upstream: handler?.name,
+        method: ctx.req.method,
+        path,
+        status,
+        class: cls,
+        durationMs: Math.round(seconds * 10_000) / 10,
+        caller: callerName,
+        retried,
+        error: errorCode,
+      });
     }
   };
 }

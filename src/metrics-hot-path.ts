@@ -1,0 +1,122 @@
+import type { Counter, Gauge } from 'prom-client';
+import type { HistogramSeries, HotHistogram } from './metrics-histogram.js';
+import type { RequestClass, RetryReason } from './metrics.js';
+
+/**
+ * What one proxied request records, for one upstream. Counts are kept in plain numbers and
+ * added to their prom-client counters and gauge at scrape time (their `collect` hook), and
+ * durations go to HotHistogram series made once, so a request does no label hashing,
+ * validation or allocation for its metrics (README "Performance"). A scrape always sees every
+ * request that ended before it.
+ */
+export interface UpstreamRequestMetrics {
+  /** A request for this upstream is being served (countersign_inflight_requests). */
+  begin(): void;
+  /** ... and is no longer. */
+  end(): void;
+  /** One upstream attempt took `seconds` (countersign_upstream_duration_seconds). */
+  attempt(seconds: number): void;
+  /** The upstream answered with this code label (countersign_upstream_codes_total). */
+  code(label: string): void;
+  retry(reason: RetryReason): void;
+  /** The request ended in `cls` after `seconds` (countersign_requests_total, countersign_request_duration_seconds). */
+  finish(cls: RequestClass, seconds: number): void;
+}
+
+export interface RequestFamilies {
+  requests: Counter<'upstream' | 'class'>;
+  upstreamCodes: Counter<'upstream' | 'code'>;
+  requestDuration: HotHistogram<'upstream' | 'class'>;
+  upstreamDuration: HotHistogram<'upstream'>;
+  retries: Counter<'upstream' | 'reason'>;
+}
+
+class UpstreamRecorder implements UpstreamRequestMetrics {
+  inflight = 0;
+  /** Counts not yet added to their counters. */
+  readonly pendingClasses = new Map<RequestClass, number>();
+  readonly pendingCodes = new Map<string, number>();
+  private readonly durationByClass = new Map<RequestClass, HistogramSeries>();
+  private readonly upstreamTime: HistogramSeries;
+
+  constructor(
+    readonly upstream: string,
+    private readonly families: RequestFamilies,
+  ) {
+    this.upstreamTime = families.upstreamDuration.labels({ upstream });
+  }
+
+  begin(): void {
+    this.inflight++;
+  }
+
+  end(): void {
+    this.inflight--;
+  }
+
+  attempt(seconds: number): void {
+    this.upstreamTime.observe(seconds);
+  }
+
+  code(label: string): void {
+    this.pendingCodes.set(label, (this.pendingCodes.get(label) ?? 0) + 1);
+  }
+
+  retry(reason: RetryReason): void {
+    this.families.retries.inc({ upstream: this.upstream, reason });
+  }
+
+  finish(cls: RequestClass, seconds: number): void {
+    this.pendingClasses.set(cls, (this.pendingClasses.get(cls) ?? 0) + 1);
+    let observer = this.durationByClass.get(cls);
+    if (!observer) this.durationByClass.set(cls, (observer = this.families.requestDuration.labels({ upstream: this.upstream, class: cls })));
+    observer.observe(seconds);
+  }
+}
+
+/** The recorders of every upstream, and the scrape-time hooks that hand their counts over. */
+export class RequestMetricsRecorders {
+  private readonly byUpstream = new Map<string, UpstreamRecorder>();
+  private families: RequestFamilies | undefined;
+
+  /** Bound once the families exist (their collect hooks are made before them). */
+  bind(families: RequestFamilies): void {
+    this.families = families;
+  }
+
+  forUpstream(upstream: string): UpstreamRequestMetrics {
+    let r = this.byUpstream.get(upstream);
+    if (!r) {
+      if (!this.families) throw new Error('request metrics used before they were bound');
+      this.byUpstream.set(upstream, (r = new UpstreamRecorder(upstream, this.families)));
+    }
+    return r;
+  }
+
+  /** countersign_requests_total's collect hook. */
+  flushClasses(counter: Counter<'upstream' | 'class'>): void {
+    for (const r of this.byUpstream.values()) {
+      for (const [cls, n] of r.pendingClasses) {
+        if (n === 0) continue;
+        counter.inc({ upstream: r.upstream, class: cls }, n);
+        r.pendingClasses.set(cls, 0);
+      }
+    }
+  }
+
+  /** countersign_upstream_codes_total's collect hook. */
+  flushCodes(counter: Counter<'upstream' | 'code'>): void {
+    for (const r of this.byUpstream.values()) {
+      for (const [code, n] of r.pendingCodes) {
+        if (n === 0) continue;
+        counter.inc({ upstream: r.upstream, code }, n);
+        r.pendingCodes.set(code, 0);
+      }
+    }
+  }
+
+  /** countersign_inflight_requests's collect hook: upstreams that served requests get their count. */
+  setInflight(gauge: Gauge<'upstream'>): void {
+    for (const r of this.byUpstream.values()) gauge.set({ upstream: r.upstream }, r.inflight);
+  }
+}
