@@ -24,30 +24,50 @@ const ENCODED_SPECIAL = /%(2e|2f|5c|3b|00)/i;
 
 export function parseTargetPath(rawUrl: string): TargetPath {
   let url = rawUrl;
-  const abs = ABSOLUTE_FORM.exec(url);
-  if (abs) url = url.slice(abs[0].length) || '/';
+  if (url.charCodeAt(0) !== SLASH) {
+    const abs = ABSOLUTE_FORM.exec(url);
+    if (abs) url = url.slice(abs[0].length) || '/';
+  }
 
   const q = url.indexOf('?');
   const rawPath = q === -1 ? url : url.slice(0, q);
   const query = q === -1 ? '' : url.slice(q);
   if (query.includes('#')) throw badPath('a fragment is not allowed in a request target');
+  if (rawPath.charCodeAt(0) !== SLASH) throw badPath('the path must start with /');
 
-  if (!rawPath.startsWith('/')) throw badPath('the path must start with /');
-  // eslint-disable-next-line no-control-regex
-  if (/[\\\x00-\x1f\x7f]/.test(rawPath)) throw badPath('the path contains a backslash or a control character');
-  if (ENCODED_SPECIAL.test(rawPath)) throw badPath('the path contains an encoded ".", "/", "\\", ";" or NUL');
-  if (rawPath.includes(';')) throw badPath('the path contains ";": path segments cannot carry parameters');
-
-  const segments = rawPath.slice(1).split('/');
-  for (let i = 0; i < segments.length; i++) {
-    const s = segments[i]!;
-    if (s === '.' || s === '..') throw badPath('the path contains a "." or ".." segment');
-    if (s === '' && i < segments.length - 1) throw badPath('the path contains an empty segment ("//")');
+  // One pass over the path (it runs on every request); when a path has several faults, the
+  // one reported is the first of: control/backslash, encoded special, `;`, dot or empty segment.
+  let control = false;
+  let semicolon = false;
+  let dotSegment = false;
+  let emptySegment = false;
+  let firstSlash = -1;
+  let segmentStart = 1;
+  const n = rawPath.length;
+  for (let i = 1; i <= n; i++) {
+    const c = i < n ? rawPath.charCodeAt(i) : SLASH;
+    if (c === SLASH) {
+      const len = i - segmentStart;
+      if (len === 0 && i < n) emptySegment = true;
+      else if ((len === 1 || len === 2) && rawPath.charCodeAt(segmentStart) === DOT && (len === 1 || rawPath.charCodeAt(segmentStart + 1) === DOT)) dotSegment = true;
+      if (firstSlash === -1 && i < n) firstSlash = i;
+      segmentStart = i + 1;
+    } else if (c < 0x20 || c === 0x7f || c === BACKSLASH) control = true;
+    else if (c === SEMICOLON) semicolon = true;
   }
-  const upstream = segments[0] ?? '';
-  const rest = segments.slice(1).join('/');
-  return { upstream, path: `/${rest}`, query };
+  if (control) throw badPath('the path contains a backslash or a control character');
+  if (rawPath.includes('%') && ENCODED_SPECIAL.test(rawPath)) throw badPath('the path contains an encoded ".", "/", "\\", ";" or NUL');
+  if (semicolon) throw badPath('the path contains ";": path segments cannot carry parameters');
+  if (dotSegment) throw badPath('the path contains a "." or ".." segment');
+  if (emptySegment) throw badPath('the path contains an empty segment ("//")');
+
+  return firstSlash === -1 ? { upstream: rawPath.slice(1), path: '/', query } : { upstream: rawPath.slice(1, firstSlash), path: rawPath.slice(firstSlash), query };
 }
+
+const SLASH = 0x2f;
+const DOT = 0x2e;
+const BACKSLASH = 0x5c;
+const SEMICOLON = 0x3b;
 
 function badPath(message: string): GatewayError {
   return new GatewayError('BAD_PATH', message);
