@@ -4,6 +4,7 @@ import { forwardableRequestHeaders } from '../edge/headers.js';
 import { isMerchantId, MERCHANT_ID_RULE } from '../edge/ids.js';
 import { GatewayError } from '../errors.js';
 import { classifyKeeta, keetaCodeLabel, readEnvelope } from '../proxy/classify.js';
+import type { UpstreamRequest } from '../proxy/forwarder.js';
 import { decodeUtf8, splitBaseUrl, type Exchange, type UpstreamHandler } from '../proxy/upstream.js';
 import type { TokenService } from '../tokens/token-service.js';
 import { getField, JsonSyntaxError, parseJsonText, type JsonObjectNode } from './json-text.js';
@@ -60,29 +61,39 @@ export function createKeetaHandler(deps: {
       const path = basePath + req.path + req.query;
       let usedToken: string | undefined;
 
+      /** This attempt's request: appId, a fresh timestamp, the token in use, the signature. */
+      const signed = (): UpstreamRequest => {
+        let out;
+        try {
+          out = signKeetaRequest({
+            signUrl,
+            appSecret: cfg.appSecret,
+            appId: cfg.appId,
+            timestampSec: Math.floor(clock.now() / 1000),
+            ...(usedToken !== undefined && { accessToken: usedToken }),
+            body,
+          });
+        } catch (err) {
+          if (err instanceof KeetaSignError) throw new GatewayError('BAD_JSON', `the body cannot be signed: ${err.message}`);
+          throw err;
+        }
+        return { method: req.method, path, headers, body: out.body, timeoutMs: cfg.timeout };
+      };
+
       return {
-        async prepare() {
+        prepare() {
           usedToken = undefined;
-          if (merchant !== undefined) {
-            const rec = await tokens.current(merchant);
-            if (!rec) throw new GatewayError('UNKNOWN_MERCHANT', `no token is known for merchant "${merchant}" of ${name}`);
+          if (merchant === undefined) return signed();
+          const rec = tokens.fresh(merchant);
+          if (rec) {
             usedToken = rec.accessToken;
+            return signed();
           }
-          let signed;
-          try {
-            signed = signKeetaRequest({
-              signUrl,
-              appSecret: cfg.appSecret,
-              appId: cfg.appId,
-              timestampSec: Math.floor(clock.now() / 1000),
-              ...(usedToken !== undefined && { accessToken: usedToken }),
-              body,
-            });
-          } catch (err) {
-            if (err instanceof KeetaSignError) throw new GatewayError('BAD_JSON', `the body cannot be signed: ${err.message}`);
-            throw err;
-          }
-          return { method: req.method, path, headers, body: signed.body, timeoutMs: cfg.timeout };
+          return tokens.current(merchant).then((r) => {
+            if (!r) throw new GatewayError('UNKNOWN_MERCHANT', `no token is known for merchant "${merchant}" of ${name}`);
+            usedToken = r.accessToken;
+            return signed();
+          });
         },
         judge(res) {
           const env = readEnvelope(res.body);

@@ -5,7 +5,8 @@ import type { Logger } from '../logger.js';
 import { classifyKeySecure, keySecureCodeLabel, readEnvelope } from '../proxy/classify.js';
 import { decodeUtf8, headerValue, splitBaseUrl, type Exchange, type UpstreamHandler } from '../proxy/upstream.js';
 import type { TokenService } from '../tokens/token-service.js';
-import { KEYSECURE_MERCHANT } from '../tokens/types.js';
+import { KEYSECURE_MERCHANT, type TokenRecord } from '../tokens/types.js';
+import type { UpstreamRequest } from '../proxy/forwarder.js';
 import { KEYSECURE_TOKEN_PATH } from './token-source.js';
 import type { UpstreamClock } from './upstream-clock.js';
 
@@ -72,14 +73,19 @@ export function createKeySecureHandler(deps: {
       const body = req.body.length > 0 ? req.body : undefined;
       let usedToken: string | undefined;
 
+      /** This attempt's request: the Access-Token and a timestamp on the upstream's clock. */
+      const withToken = (rec: TokenRecord | undefined): UpstreamRequest => {
+        if (!rec) throw new GatewayError('TOKEN_UNAVAILABLE', `no Access-Token can be had for ${name} now`, { headers: { 'Retry-After': '5' } });
+        usedToken = rec.accessToken;
+        headers['access-token'] = usedToken;
+        headers['timestamp'] = upstreamClock.stamp();
+        return { method: req.method, path, headers, ...(body && { body }), timeoutMs: cfg.timeout };
+      };
+
       return {
-        async prepare() {
-          const rec = await tokens.current(KEYSECURE_MERCHANT);
-          if (!rec) throw new GatewayError('TOKEN_UNAVAILABLE', `no Access-Token can be had for ${name} now`, { headers: { 'Retry-After': '5' } });
-          usedToken = rec.accessToken;
-          headers['access-token'] = usedToken;
-          headers['timestamp'] = upstreamClock.stamp();
-          return { method: req.method, path, headers, ...(body && { body }), timeoutMs: cfg.timeout };
+        prepare() {
+          const rec = tokens.fresh(KEYSECURE_MERCHANT);
+          return rec ? withToken(rec) : tokens.current(KEYSECURE_MERCHANT).then(withToken);
         },
         judge(res) {
           const env = readEnvelope(res.body);

@@ -88,7 +88,8 @@ export function proxyHandler(deps: ProxyHandlerDeps): Middleware {
         for (;;) {
           const admitted = limits?.admit(target.path);
           if (admitted) await admitted;
-          const upstreamReq = await exchange.prepare();
+          const prepared = exchange.prepare();
+          const upstreamReq = prepared instanceof Promise ? await prepared : prepared;
           const t0 = performance.now();
           try {
             res = await forwarder.send(handler.origin, upstreamReq);

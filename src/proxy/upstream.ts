@@ -27,8 +27,11 @@ export interface Verdict {
 }
 
 export interface Exchange {
-  /** The upstream request for the next attempt: fresh timestamp, token and signature each time. */
-  prepare(): Promise<UpstreamRequest>;
+  /**
+   * The upstream request for the next attempt: fresh timestamp, token and signature each time.
+   * Synchronous when the token is at hand (the common case), a promise when it must be waited for.
+   */
+  prepare(): UpstreamRequest | Promise<UpstreamRequest>;
   judge(res: UpstreamResponse): Verdict;
   /** Make a retry worthwhile (renew the token, correct the clock). False: do not retry. */
   recover(reason: RetryReason, res: UpstreamResponse): Promise<boolean>;

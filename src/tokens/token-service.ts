@@ -88,6 +88,17 @@ export class TokenService {
   }
 
   /**
+   * The cached record when it is outside its refresh window, else undefined (then `current()`
+   * decides). Synchronous, no store I/O and no side effect: the proxy's hot path takes a token
+   * without a promise when this answers.
+   */
+  fresh(merchant: string): TokenRecord | undefined {
+    const o = this.#o;
+    const cached = o.cache.get(this.upstream, merchant);
+    return cached && cached.revokedAt === undefined && o.clock.now() < cached.expiresAt - o.refreshBeforeMs ? cached : undefined;
+  }
+
+  /**
    * The record to use for a request now. No store I/O when the cached token is outside its
    * refresh window. Inside the window a renewal starts in the background and the still-valid
    * token is used; an expired (or missing) token waits for the renewal.

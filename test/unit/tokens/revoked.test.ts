@@ -56,3 +56,19 @@ test('a revoked merchant is never renewed by the scheduler, reports "revoked", a
   t.regex(err?.message ?? '', /revoked its authorization/);
   t.is((err as { code?: string }).code, 'TOKEN_UNAVAILABLE');
 });
+
+test('fresh() hands out only a cached token outside its refresh window, and never renews', async (t) => {
+  const clock = new ManualClock(Date.UTC(2026, 5, 1));
+  const s = service(clock);
+  const outside = rec(clock, 'outside', { issuedAt: clock.now() - DAY, expiresAt: clock.now() + 89 * DAY });
+  const inWindow = rec(clock, 'window');
+  const gone = rec(clock, 'gone', { issuedAt: clock.now() - DAY, expiresAt: clock.now() + 89 * DAY, revokedAt: clock.now() - 1000 });
+  for (const r of [outside, inWindow, gone]) s.cache.set(r);
+  t.is(s.tokens.fresh('outside')?.accessToken, 'outside-access-token');
+  t.is(s.tokens.fresh('window'), undefined, 'inside the window: current() decides (and renews)');
+  t.is(s.tokens.fresh('gone'), undefined, 'revoked');
+  t.is(s.tokens.fresh('nobody'), undefined, 'not cached');
+  clock.advance(89 * DAY - 4 * DAY);
+  t.is(s.tokens.fresh('outside'), undefined, 'the window reached by the clock');
+  t.is(s.obtained(), 0, 'fresh() renews nothing');
+});
