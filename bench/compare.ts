@@ -13,7 +13,8 @@
  * access log at info written to its real destination (stdout, sent to BENCH_ACCESS_LOG or
  * /dev/null). BENCH_BASELINE=<dir> (or label=dir,label=dir) adds other checkouts' rows for A/B runs.
  *
- * Env: SECONDS (per run, 8), ROUNDS (3), CONNECTIONS (32), BENCH_PROFILE=<dir> (--cpu-prof).
+ * Env: SECONDS (per run, 5), ROUNDS (6), CONNECTIONS (32), BENCH_PROFILE=<dir> (--cpu-prof).
+ * Ratios are the median over rounds of each round's own ratio (the machine's speed can drift).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,8 +22,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const SECONDS = Number(process.env.SECONDS ?? 8);
-const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const SECONDS = Number(process.env.SECONDS ?? 5);
+const ROUNDS = Number(process.env.ROUNDS ?? 6);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 32);
 const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
 const CALLER_TOKEN = 'bench-caller-token-0123456789';
@@ -242,8 +243,10 @@ export async function main(): Promise<void> {
       return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
     };
     const med = (label: string, k: 'rps' | 'p50' | 'p99' | 'cpuPerKReq' | 'rss') => median(runs.get(label)!.map((r) => r[k]));
-    const nginxRps = med('nginx pass-through', 'rps');
-    const bareRps = med('bare Node pass-through', 'rps');
+    // Ratios are taken within each round (the targets of one round ran back to back, so they
+    // saw the same machine), then the median over rounds: steadier than a ratio of medians when
+    // the machine's speed drifts between rounds.
+    const ratio = (label: string, to: string) => median(runs.get(label)!.map((r, i) => r.rps / runs.get(to)![i]!.rps));
     const direct1 = single.get('nginx upstream directly')!;
     const rows = targets.map((t) => {
       const rps = med(t.label, 'rps');
@@ -253,8 +256,8 @@ export async function main(): Promise<void> {
         String(Math.round(rps)),
         med(t.label, 'p50').toFixed(2),
         med(t.label, 'p99').toFixed(2),
-        t.label === 'nginx upstream directly' ? '' : `${(rps / nginxRps).toFixed(2)}x`,
-        t.label.startsWith('nginx') ? '' : `${(rps / bareRps).toFixed(2)}x`,
+        t.label === 'nginx upstream directly' ? '' : `${ratio(t.label, 'nginx pass-through').toFixed(2)}x`,
+        t.label.startsWith('nginx') ? '' : `${ratio(t.label, 'bare Node pass-through').toFixed(2)}x`,
         t.label === 'nginx upstream directly' ? `${direct1.toFixed(3)}` : `+${(single.get(t.label)! - direct1).toFixed(3)}`,
         med(t.label, 'cpuPerKReq').toFixed(3),
         t.isGateway || t.label.startsWith('bare') ? String(med(t.label, 'rss')) : '',
@@ -262,7 +265,7 @@ export async function main(): Promise<void> {
       ];
     });
     const head = ['target (proxies on core 0)', 'req/s', 'p50 ms', 'p99 ms', 'vs nginx p/t', 'vs bare Node', '1-conn p50 ms', 'CPU s/1k req', 'RSS MiB', 'non-2xx'];
-    console.log(`${ROUNDS} rounds x ${SECONDS}s, ${CONNECTIONS} connections, ${body.length}-byte JSON POST, medians; wrk and upstream on core 1`);
+    console.log(`${ROUNDS} rounds x ${SECONDS}s, ${CONNECTIONS} connections, ${body.length}-byte JSON POST, medians (ratios: median of each round's ratio); wrk and upstream on core 1`);
     console.log(`| ${head.join(' | ')} |`);
     console.log(`|${head.map(() => '---').join('|')}|`);
     for (const r of rows) console.log(`| ${r.join(' | ')} |`);

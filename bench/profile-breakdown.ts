@@ -31,8 +31,8 @@ export interface CpuProfile {
 /** Owners, most specific first within one frame; a frame that matches none is not an owner. */
 const OWNERS: Array<[string, (f: CallFrame) => boolean]> = [
   ['GC', (f) => f.functionName === '(garbage collector)'],
-  ['pino (access log)', (f) => /node_modules\/(pino|sonic-boom|fast-redact|@pinojs|pino-std-serializers|quick-format-unescaped|thread-stream|on-exit-leak-free|atomic-sleep|safe-stable-stringify)\/|(?:src|dist)\/(?:logger|log-destination)\.[jt]s/.test(f.url)],
-  ['prom-client (metrics)', (f) => /node_modules\/(prom-client|tdigest|bintrees)\/|(?:src|dist)\/metrics\.[jt]s/.test(f.url)],
+  ['access log (access-log.ts, pino, log destination)', (f) => /node_modules\/(pino|sonic-boom|fast-redact|@pinojs|pino-std-serializers|quick-format-unescaped|thread-stream|on-exit-leak-free|atomic-sleep|safe-stable-stringify)\/|(?:src|dist)\/(?:logger|log-destination|access-log)\.[jt]s/.test(f.url)],
+  ['metrics (prom-client, hot-path counts, HotHistogram)', (f) => /node_modules\/(prom-client|tdigest|bintrees)\/|(?:src|dist)\/metrics(?:-hot-path|-histogram)?\.[jt]s/.test(f.url)],
   ['Koa', (f) => /node_modules\/(koa|koa-compose|@koa\/[^/]+|delegates|only|statuses|on-finished|ee-first|http-errors|depd|accepts|content-type|type-is|vary|cookies|encodeurl|escape-html|destroy|fresh|content-disposition|mime-types|negotiator|http-assert)\//.test(f.url)],
   ['forwarding (undici)', (f) => /node_modules\/undici\/|(?:src|dist)\/proxy\/(?:forwarder|deadlines)\.[jt]s/.test(f.url)],
   ['JSON parse / sign / serialise', (f) => /(?:src|dist)\/keeta\/(json-text|signer)\.[jt]s|node:internal\/crypto\//.test(f.url)],
