@@ -1,5 +1,5 @@
 import type Koa from 'koa';
-import KoaApp from 'koa';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Registry } from 'prom-client';
 import { createAdminApp, type Readiness } from './admin/admin-app.js';
 import { TokenAdmin, type AdminUpstream } from './admin/token-admin.js';
@@ -55,9 +55,14 @@ export interface UpstreamRuntime extends AdminUpstream {
   upstreamClock?: UpstreamClock;
 }
 
+/** What the proxy listener serves: `createServer(app.proxy.callback())`, as for the Koa listeners. */
+export interface ProxyListener {
+  callback(): (req: IncomingMessage, res: ServerResponse) => void;
+}
+
 export interface App {
-  /** Koa app of the proxy listener. */
-  readonly proxy: Koa;
+  /** The proxy listener's request handler (node:http directly: one route, no middleware). */
+  readonly proxy: ProxyListener;
   /** Koa app of the admin listener. */
   readonly admin: Koa;
   /** Koa app of the ingress listener (bound only when listen.ingress is set). */
@@ -179,16 +184,22 @@ export function buildApp(deps: AppDeps): App {
     for (const u of upstreams.values()) yield* u.tokens.snapshots();
   });
 
-  const proxy = new KoaApp();
-  proxy.silent = true;
-  proxy.use(
-    proxyHandler({
-      current: () => proxyConfig.current,
-      forwarder,
-      metrics,
-      log,
-    }),
-  );
+  const handleProxyRequest = proxyHandler({
+    current: () => proxyConfig.current,
+    forwarder,
+    metrics,
+    log,
+  });
+  const proxy: ProxyListener = {
+    callback: () => (req, res) => {
+      handleProxyRequest(req, res).catch((err: unknown) => {
+        // The handler answers every fault itself; this is the last line of defence.
+        log.error({ err: err instanceof Error ? { name: err.name, message: err.message } : String(err) }, 'proxy handler failed');
+        if (!res.headersSent) res.writeHead(500).end();
+        else res.destroy();
+      });
+    },
+  };
 
   const readiness = (): Readiness => ({
     ready: storeLifecycle.opened && !draining,

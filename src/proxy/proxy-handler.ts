@@ -1,6 +1,5 @@
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import type { Middleware } from 'koa';
 import { forwardableResponseHeaders } from '../edge/headers.js';
 import type { CallerAuthenticator } from '../edge/callers.js';
 import { requestIdFrom } from '../edge/ids.js';
@@ -36,22 +35,26 @@ export interface ProxyHandlerDeps {
 const RETRY_BIT: Record<RetryReason, number> = { token: 1, clock_skew: 2 };
 
 /**
- * The proxy listener's only route, `/{upstream}/{path}`, as one Koa middleware. In order:
+ * The proxy listener's only route, `/{upstream}/{path}`, as one node:http request handler. In order:
  * request id, target path, caller authentication, upstream lookup, allow list, body, the
  * upstream handler's exchange (before each attempt the upstream's rate limits; one transparent
  * retry per recoverable fault: a token rejection and a timestamp rejection are each recovered
  * once, never twice), the answer passed back unchanged. Every request ends in exactly one
  * class, one access-log line, and (for a known upstream) one count.
+ *
+ * It is served by node:http directly, not through Koa (which serves the admin and ingress
+ * listeners and their routes): the proxy listener has one route and no middleware, and Koa's
+ * per-request context and finished-listeners cost about a tenth of a signed call's CPU
+ * (README "Performance"). The returned promise never rejects.
  */
-export function proxyHandler(deps: ProxyHandlerDeps): Middleware {
+export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const { forwarder, metrics, log } = deps;
   const access = createAccessLog(log);
 
-  return async function proxy(ctx) {
-    ctx.respond = false;
+  return async function proxy(req, res) {
     const { handlers, callers, maxBodyBytes, rateLimits } = deps.current();
     const started = performance.now();
-    const requestId = requestIdFrom(ctx.req.headers['x-request-id']);
+    const requestId = requestIdFrom(req.headers['x-request-id']);
     let handler: UpstreamHandler | undefined;
     let recorded: UpstreamRequestMetrics | undefined;
     let cls: RequestClass = 'rejected';
@@ -62,27 +65,27 @@ export function proxyHandler(deps: ProxyHandlerDeps): Middleware {
     let path = '';
 
     try {
-      const target = parseTargetPath(ctx.req.url ?? '/');
+      const target = parseTargetPath(req.url ?? '/');
       path = target.path;
       handler = handlers.get(target.upstream);
-      const caller = callers.authenticate(ctx.req.headers.authorization);
+      const caller = callers.authenticate(req.headers.authorization);
       callerName = caller?.name;
       if (!handler) throw new GatewayError('UNKNOWN_UPSTREAM', `no upstream is named "${target.upstream.slice(0, 64)}"`);
       callers.authorize(caller, handler.name, target.path);
       recorded = metrics.forUpstream(handler.name);
       recorded.begin();
       try {
-        const body = await readBody(ctx.req, maxBodyBytes);
+        const body = await readBody(req, maxBodyBytes);
         const exchange = handler.begin({
           requestId,
-          method: ctx.req.method ?? 'GET',
+          method: req.method ?? 'GET',
           path: target.path,
           query: target.query,
-          headers: ctx.req.headers,
+          headers: req.headers,
           body,
         });
         const limits = rateLimits.get(handler.name);
-        let res: UpstreamResponse;
+        let answer: UpstreamResponse;
         let verdict: Verdict;
         let retriedFor = 0;
         for (;;) {
@@ -92,15 +95,15 @@ export function proxyHandler(deps: ProxyHandlerDeps): Middleware {
           const upstreamReq = prepared instanceof Promise ? await prepared : prepared;
           const t0 = performance.now();
           try {
-            res = await forwarder.send(handler.origin, upstreamReq);
+            answer = await forwarder.send(handler.origin, upstreamReq);
           } finally {
             recorded.attempt((performance.now() - t0) / 1000);
           }
-          verdict = exchange.judge(res);
+          verdict = exchange.judge(answer);
           if (verdict.codeLabel !== undefined) recorded.code(verdict.codeLabel);
           if (verdict.class === 'rate_limited') limits?.slowDown();
           const reason = verdict.retry;
-          if (reason !== undefined && (retriedFor & RETRY_BIT[reason]) === 0 && (await exchange.recover(reason, res))) {
+          if (reason !== undefined && (retriedFor & RETRY_BIT[reason]) === 0 && (await exchange.recover(reason, answer))) {
             retriedFor |= RETRY_BIT[reason];
             recorded.retry(reason);
             retried = retried === undefined ? reason : `${retried},${reason}`;
@@ -109,30 +112,30 @@ export function proxyHandler(deps: ProxyHandlerDeps): Middleware {
           break;
         }
         cls = verdict.class;
-        status = res.status;
-        const headers = forwardableResponseHeaders(res.headers);
+        status = answer.status;
+        const headers = forwardableResponseHeaders(answer.headers);
         headers['x-request-id'] = requestId;
-        headers['content-length'] = res.body.length;
-        ctx.res.writeHead(res.status, headers);
-        ctx.res.end(res.body);
+        headers['content-length'] = answer.body.length;
+        res.writeHead(answer.status, headers);
+        res.end(answer.body);
       } finally {
         recorded.end();
       }
     } catch (err) {
       // A refusal before the upstream was looked up (BAD_PATH) still counts for it, when it is one.
-      handler ??= handlers.get(leadingSegment(ctx.req.url ?? '/'));
+      handler ??= handlers.get(leadingSegment(req.url ?? '/'));
       const gw = toGatewayError(err, log, requestId);
       cls = gw.code === 'UPSTREAM_TIMEOUT' ? 'timeout' : gw.code === 'UPSTREAM_UNREACHABLE' ? 'network_error' : 'rejected';
       status = gw.status;
       errorCode = gw.code;
-      sendError(ctx.res, gw, requestId);
+      sendError(res, gw, requestId);
     } finally {
       const seconds = (performance.now() - started) / 1000;
       if (handler) (recorded ?? metrics.forUpstream(handler.name)).finish(cls, seconds);
       access({
         requestId,
         upstream: handler?.name,
-        method: ctx.req.method,
+        method: req.method,
         path,
         status,
         class: cls,
