@@ -13,7 +13,7 @@ import { MemoryStore } from './tokens/memory-store.js';
  * JIT warm-up. A freshly started Node process runs the proxy's hot path several times slower
  * for its first seconds, until V8 has optimised it. Before the real app opens (and so before
  * /readyz turns 200), signed Keeta and KeySecure requests go through the real pipeline — HTTP
- * parsing, Koa, caller check, body read, signing, forwarding, classification, metrics and the
+ * parsing, caller check, body read, signing, forwarding, classification, metrics and the
  * access log — of a throwaway app whose upstreams are a loopback stub in this process. That app
  * has its own registry, memory store and a logger writing nowhere, so warm-up traffic never
  * reaches a real upstream, the real metrics, the real store or the real log.
