@@ -116,14 +116,15 @@ export class HotHistogram<L extends string> {
 
   private keyOf(labels: Readonly<Record<string, string>>): string {
     const names = this.cfg.labelNames;
-    let key = '';
+    const values: string[] = [];
     for (const n of names) {
       const v = labels[n];
       if (typeof v !== 'string') throw new Error(`${this.cfg.name}: label "${n}" is missing`);
-      key += `${n}:${v},`;
+      values.push(v);
     }
     if (Object.keys(labels).length !== names.length) throw new Error(`${this.cfg.name}: unknown label in ${Object.keys(labels).join(', ')}`);
-    return key;
+    // Unambiguous whatever the values contain (a handle is made once; this is not per request).
+    return JSON.stringify(values);
   }
 
   private newSeries(labels: Readonly<Record<string, string>>): Series {

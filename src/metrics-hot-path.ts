@@ -37,14 +37,13 @@ class UpstreamRecorder implements UpstreamRequestMetrics {
   readonly pendingClasses = new Map<RequestClass, number>();
   readonly pendingCodes = new Map<string, number>();
   private readonly durationByClass = new Map<RequestClass, HistogramSeries>();
-  private readonly upstreamTime: HistogramSeries;
+  /** Made at the first upstream attempt, so the series appears only once one was made. */
+  private upstreamTime: HistogramSeries | undefined;
 
   constructor(
     readonly upstream: string,
     private readonly families: RequestFamilies,
-  ) {
-    this.upstreamTime = families.upstreamDuration.labels({ upstream });
-  }
+  ) {}
 
   begin(): void {
     this.inflight++;
@@ -55,7 +54,7 @@ class UpstreamRecorder implements UpstreamRequestMetrics {
   }
 
   attempt(seconds: number): void {
-    this.upstreamTime.observe(seconds);
+    (this.upstreamTime ??= this.families.upstreamDuration.labels({ upstream: this.upstream })).observe(seconds);
   }
 
   code(label: string): void {

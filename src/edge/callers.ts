@@ -10,8 +10,8 @@ import { GatewayError } from '../errors.js';
  *
  * The presented token is compared with timingSafeEqual against every caller's token, and a
  * caller whose token has another length gets the same comparison against itself, so the time
- * taken depends on the number of callers and the presented token's own length, never on which
- * caller matched or how many characters did. (Hashing both sides first gives the same property
+ * taken depends on the tokens' lengths, never on their contents: not on which caller matched
+ * or how many characters did. (Hashing both sides first gives the same property
  * at ten times the cost per request: README "Performance".)
  */
 export interface Caller {

@@ -36,11 +36,12 @@ export function parseTargetPath(rawUrl: string): TargetPath {
   if (rawPath.charCodeAt(0) !== SLASH) throw badPath('the path must start with /');
 
   // One pass over the path (it runs on every request); when a path has several faults, the
-  // one reported is the first of: control/backslash, encoded special, `;`, dot or empty segment.
+  // one reported is the first of: control/backslash, encoded special, `;`, then the first dot
+  // or empty segment along the path.
   let control = false;
   let semicolon = false;
-  let dotSegment = false;
-  let emptySegment = false;
+  // Dot and empty segments: the first one along the path is the one reported.
+  let segmentFault: string | undefined;
   let firstSlash = -1;
   let segmentStart = 1;
   const n = rawPath.length;
@@ -48,8 +49,12 @@ export function parseTargetPath(rawUrl: string): TargetPath {
     const c = i < n ? rawPath.charCodeAt(i) : SLASH;
     if (c === SLASH) {
       const len = i - segmentStart;
-      if (len === 0 && i < n) emptySegment = true;
-      else if ((len === 1 || len === 2) && rawPath.charCodeAt(segmentStart) === DOT && (len === 1 || rawPath.charCodeAt(segmentStart + 1) === DOT)) dotSegment = true;
+      if (segmentFault === undefined) {
+        if (len === 0 && i < n) segmentFault = 'the path contains an empty segment ("//")';
+        else if ((len === 1 || len === 2) && rawPath.charCodeAt(segmentStart) === DOT && (len === 1 || rawPath.charCodeAt(segmentStart + 1) === DOT)) {
+          segmentFault = 'the path contains a "." or ".." segment';
+        }
+      }
       if (firstSlash === -1 && i < n) firstSlash = i;
       segmentStart = i + 1;
     } else if (c < 0x20 || c === 0x7f || c === BACKSLASH) control = true;
@@ -58,8 +63,7 @@ export function parseTargetPath(rawUrl: string): TargetPath {
   if (control) throw badPath('the path contains a backslash or a control character');
   if (rawPath.includes('%') && ENCODED_SPECIAL.test(rawPath)) throw badPath('the path contains an encoded ".", "/", "\\", ";" or NUL');
   if (semicolon) throw badPath('the path contains ";": path segments cannot carry parameters');
-  if (dotSegment) throw badPath('the path contains a "." or ".." segment');
-  if (emptySegment) throw badPath('the path contains an empty segment ("//")');
+  if (segmentFault !== undefined) throw badPath(segmentFault);
 
   return firstSlash === -1 ? { upstream: rawPath.slice(1), path: '/', query } : { upstream: rawPath.slice(1, firstSlash), path: rawPath.slice(firstSlash), query };
 }

@@ -87,3 +87,20 @@ test('per-request counts kept in plain numbers reach /metrics at scrape time, in
   t.regex(again, /^countersign_upstream_codes_total\{upstream="keeta",code="0"\} 2$/m);
   t.regex(await m.registry.metrics(), /^countersign_requests_total\{upstream="keeta",class="success"\} 2$/m);
 });
+
+test('label values containing separators never share a series', async (t) => {
+  const { hot, b } = pair();
+  b.observe({ upstream: 'a,class:b', class: 'c' }, 1);
+  b.observe({ upstream: 'a', class: 'b,class:c' }, 1);
+  const text = await hot.metrics();
+  t.regex(text, /h_seconds_count\{upstream="a,class:b",class="c"\} 1\n/);
+  t.regex(text, /h_seconds_count\{upstream="a",class="b,class:c"\} 1\n/);
+});
+
+test('a request refused before any upstream attempt creates no upstream-duration series', async (t) => {
+  const m = createMetrics({ upstreams: [{ name: 'keeta', type: 'keeta' }], collectDefaults: false });
+  m.forUpstream('keeta').finish('rejected', 0.001);
+  const text = await m.registry.metrics();
+  t.notRegex(text, /countersign_upstream_duration_seconds_count\{upstream="keeta"\}/);
+  t.regex(text, /^countersign_requests_total\{upstream="keeta",class="rejected"\} 1$/m);
+});

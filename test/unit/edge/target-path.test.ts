@@ -30,10 +30,12 @@ test('anything that could leave the base path is refused, the first fault named'
     ['/k/a\u007f', /backslash or a control/],
     ['/k/a?x#y', /fragment/],
     ['k/a', /must start with \//],
-    // Several faults: the order is control, encoded, `;`, dot segment, empty segment.
+    // Several faults: control, encoded, `;`, then the first dot or empty segment along the path.
     ['/k/../a;b//c', /";"/],
     ['/k/..//%2e\\', /backslash or a control/],
-    ['/k//..', /"\." or "\.\." segment/],
+    ['/k//..', /empty segment/],
+    ['/a//./b', /empty segment/],
+    ['/a/.//b', /"\." or "\.\." segment/],
   ];
   for (const [target, message] of refused) {
     const err = t.throws(() => parseTargetPath(target), undefined, target);

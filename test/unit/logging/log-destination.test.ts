@@ -1,5 +1,5 @@
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,4 +50,42 @@ test('createLogger writes the ISO time, level label and service, and redacts sec
   t.like(line, { level: 'info', service: 'countersign', msg: 'hello', apiKey: '[redacted]', nested: { token: '[redacted]' } });
   t.regex(line.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   t.true(Math.abs(Date.parse(line.time) - Date.now()) < 60_000);
+});
+
+/** Run a script that logs through createLogger's default destination (stdout), with stdout a pipe. */
+function spawnLogging(body: string) {
+  const script = `import { createLogger } from './src/logger.ts';\nconst log = createLogger({ level: 'info' });\n${body}`;
+  return spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+test('a reader that stops reading loses no line and breaks none, even when the process exits at once', async (t) => {
+  const child = spawnLogging(`
+    for (let i = 0; i < 20000; i++) log.info({ i, pad: 'x'.repeat(60) }, 'line');
+    setTimeout(() => { log.info({ i: 20000 }, 'last'); process.exit(0); }, 50);
+  `);
+  child.stdout.pause(); // the pipe fills up: the child's writes must wait, not drop or split lines
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+  const code = new Promise<number | null>((r) => child.on('close', r));
+  await new Promise((r) => setTimeout(r, 1000));
+  child.stdout.resume();
+  t.is(await code, 0);
+  const lines = out.trim().split('\n');
+  t.is(lines.length, 20001);
+  t.is(JSON.parse(lines.at(-1)!).msg, 'last');
+  t.true(lines.every((l) => l.startsWith('{"level":"info"') && JSON.parse(l)), 'every line whole');
+});
+
+test('a log reader that goes away (broken pipe) stops the logging, not the process', async (t) => {
+  const child = spawnLogging(`
+    let i = 0;
+    const timer = setInterval(() => { for (let k = 0; k < 50; k++) log.info({ i: i++ }, 'line'); }, 10);
+    setTimeout(() => { clearInterval(timer); process.stderr.write('alive after ' + i + ' lines'); process.exit(0); }, 1000);
+  `);
+  let err = '';
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
+  child.stdout.once('data', () => child.stdout.destroy());
+  const code = await new Promise<number | null>((r) => child.on('close', r));
+  t.is(code, 0, err);
+  t.regex(err, /alive after \d+ lines/);
 });
