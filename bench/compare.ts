@@ -13,7 +13,8 @@
  * access log at info written to its real destination (stdout, sent to BENCH_ACCESS_LOG or
  * /dev/null). BENCH_BASELINE=<dir> (or label=dir,label=dir) adds other checkouts' rows for A/B runs.
  *
- * Env: SECONDS (per run, 5), ROUNDS (6), CONNECTIONS (32), BENCH_PROFILE=<dir> (--cpu-prof).
+ * Env: SECONDS (per run, 5), ROUNDS (6), CONNECTIONS (32), WARMUP_SECONDS (unmeasured load before
+ * each run, 1), BENCH_PROFILE=<dir> (--cpu-prof).
  * Ratios are the median over rounds of each round's own ratio (the machine's speed can drift).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -25,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 const SECONDS = Number(process.env.SECONDS ?? 5);
 const ROUNDS = Number(process.env.ROUNDS ?? 6);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 32);
+const WARMUP = Number(process.env.WARMUP_SECONDS ?? 1);
 const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
 const CALLER_TOKEN = 'bench-caller-token-0123456789';
 const SHOP_ID = 466663;
@@ -225,6 +227,9 @@ export async function main(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 === 0 ? targets : [...targets].reverse();
       for (const t of order) {
+        // One unmeasured second first: a process idle for half a minute (while the others ran)
+        // has shrunk its young generation and needs a moment to reach steady state again.
+        if (WARMUP > 0) wrk(t.url, t.script, WARMUP, CONNECTIONS);
         const pid = t.pid();
         const cpu0 = cpuSeconds(pid);
         const r = wrk(t.url, t.script, SECONDS, CONNECTIONS);
@@ -265,7 +270,9 @@ export async function main(): Promise<void> {
       ];
     });
     const head = ['target (proxies on core 0)', 'req/s', 'p50 ms', 'p99 ms', 'vs nginx p/t', 'vs bare Node', '1-conn p50 ms', 'CPU s/1k req', 'RSS MiB', 'non-2xx'];
-    console.log(`${ROUNDS} rounds x ${SECONDS}s, ${CONNECTIONS} connections, ${body.length}-byte JSON POST, medians (ratios: median of each round's ratio); wrk and upstream on core 1`);
+    console.log(
+      `${ROUNDS} rounds x ${SECONDS}s (each after ${WARMUP}s unmeasured), ${CONNECTIONS} connections, ${body.length}-byte JSON POST, medians (ratios: median of each round's ratio); wrk and upstream on core 1`,
+    );
     console.log(`| ${head.join(' | ')} |`);
     console.log(`|${head.map(() => '---').join('|')}|`);
     for (const r of rows) console.log(`| ${r.join(' | ')} |`);
