@@ -45,7 +45,7 @@ const RETRY_BIT: Record<RetryReason, number> = { token: 1, clock_skew: 2 };
  * It is served by node:http directly, not through Koa (which serves the admin and ingress
  * listeners and their routes): the proxy listener has one route and no middleware, and Koa's
  * per-request context and finished-listeners cost about a tenth of a signed call's CPU
- * (README "Performance"). The returned promise never rejects.
+ * (README "Performance"). It answers every fault itself; app.ts still guards its promise.
  */
 export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const { forwarder, metrics, log } = deps;
