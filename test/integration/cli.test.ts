@@ -1,10 +1,10 @@
 import test from 'ava';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { rawRequest } from '../helpers/http.js';
-import { runCli, spawnCli } from '../helpers/cli.js';
+import { ROOT, runCli, spawnCli } from '../helpers/cli.js';
 import { startRecordingUpstream } from '../helpers/recording-upstream.js';
 
 function tempConfig(text: string): string {
@@ -193,4 +193,10 @@ test('serve on a port already in use logs one clear line naming the address and 
     t.is(line.level, 'fatal');
     t.false(/\n\s+at |token store/.test(stdout + stderr), which);
   }
+});
+
+test('the built CLI is executable (npm run build marks it), so npx countersign and the bin link can run it', (t) => {
+  const mode = statSync(join(ROOT, 'dist/cli.js')).mode;
+  t.true((mode & 0o111) === 0o111, `dist/cli.js mode ${(mode & 0o777).toString(8)}`);
+  t.true(readFileSync(join(ROOT, 'dist/cli.js'), 'utf8').startsWith('#!/usr/bin/env node'), 'it starts with a node shebang');
 });
