@@ -94,28 +94,25 @@ export class RequestMetricsRecorders {
 
   /** countersign_requests_total's collect hook. */
   flushClasses(counter: Counter<'upstream' | 'class'>): void {
-    for (const r of this.byUpstream.values()) {
-      for (const [cls, n] of r.pendingClasses) {
-        if (n === 0) continue;
-        counter.inc({ upstream: r.upstream, class: cls }, n);
-        r.pendingClasses.set(cls, 0);
-      }
-    }
+    for (const r of this.byUpstream.values()) handOver(r.pendingClasses, (cls, n) => counter.inc({ upstream: r.upstream, class: cls }, n));
   }
 
   /** countersign_upstream_codes_total's collect hook. */
   flushCodes(counter: Counter<'upstream' | 'code'>): void {
-    for (const r of this.byUpstream.values()) {
-      for (const [code, n] of r.pendingCodes) {
-        if (n === 0) continue;
-        counter.inc({ upstream: r.upstream, code }, n);
-        r.pendingCodes.set(code, 0);
-      }
-    }
+    for (const r of this.byUpstream.values()) handOver(r.pendingCodes, (code, n) => counter.inc({ upstream: r.upstream, code }, n));
   }
 
   /** countersign_inflight_requests's collect hook: upstreams that served requests get their count. */
   setInflight(gauge: Gauge<'upstream'>): void {
     for (const r of this.byUpstream.values()) gauge.set({ upstream: r.upstream }, r.inflight);
+  }
+}
+
+/** Each non-zero pending count goes to `add`, then back to zero. */
+function handOver<K>(pending: Map<K, number>, add: (key: K, n: number) => void): void {
+  for (const [key, n] of pending) {
+    if (n === 0) continue;
+    add(key, n);
+    pending.set(key, 0);
   }
 }
