@@ -226,6 +226,7 @@ export function buildApp(deps: AppDeps): App {
     adminToken: () => adminToken.current,
     log,
     createAuthorization: (u) => ingress.createAuthorization(u),
+    startedAt: clock.now(),
   });
 
   return {
