@@ -27,6 +27,7 @@ import type { TokenStore } from './tokens/types.js';
 import { warmUpHotPath } from './warm-up.js';
 import type { KeetaUpstreamConfig, KeySecureUpstreamConfig } from './config/schema.js';
 import { LiveConfig } from './reload/live-config.js';
+import { createTracing } from './tracing/tracing.js';
 
 export interface AppDeps {
   config: Config;
@@ -107,6 +108,8 @@ export function buildApp(deps: AppDeps): App {
     authorizationUpstreams: inbound.oauth,
   });
   const forwarder = deps.forwarder ?? createForwarder();
+  // Only when configured: without it nothing on the request path touches OpenTelemetry.
+  const tracing = config.tracing ? createTracing(config.tracing) : undefined;
   const cache = new TokenCache();
   const live = new LiveConfig(config);
   metrics.configLastReloadSuccessful.set(1);
@@ -189,6 +192,7 @@ export function buildApp(deps: AppDeps): App {
     forwarder,
     metrics,
     log,
+    ...(tracing && { tracing }),
   });
   const proxy: ProxyListener = {
     callback: () => (req, res) => {
@@ -217,6 +221,7 @@ export function buildApp(deps: AppDeps): App {
     metrics,
     log,
     ...(deps.ingressStore && { store: deps.ingressStore }),
+    ...(tracing && { tracing }),
   });
 
   const admin = createAdminApp({
@@ -269,6 +274,7 @@ export function buildApp(deps: AppDeps): App {
       await ingress.close();
       await rateLimitState.close();
       await storeLifecycle.closeStore();
+      await tracing?.shutdown().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'could not export the last spans'));
     },
   };
 }

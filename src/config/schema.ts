@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { tracingSchema } from './tracing-schema.js';
 import { parseDuration } from './duration.js';
 import { callbacksSchema, oauthSchema, webhooksSchema } from './ingress-schema.js';
 
@@ -228,6 +229,7 @@ export const configSchema = z
     limits: z.object({ maxBodyBytes: positiveInt.default(1_048_576) }).strict().default({}),
     callers: z.array(caller).min(1, 'remove the key or list at least one caller').optional(),
     upstreams: z.record(z.string(), upstream, { required_error: 'required' }),
+    tracing: tracingSchema.optional(),
   })
   .strict()
   .superRefine((cfg, ctx) => {

@@ -11,6 +11,7 @@ import { createAccessLog } from '../access-log.js';
 import type { Logger } from '../logger.js';
 import type { Metrics, RequestClass, RetryReason } from '../metrics.js';
 import type { UpstreamRequestMetrics } from '../metrics-hot-path.js';
+import type { Tracing } from '../tracing/tracing.js';
 import type { Forwarder, UpstreamResponse } from './forwarder.js';
 import type { UpstreamHandler, Verdict } from './upstream.js';
 
@@ -29,6 +30,8 @@ export interface ProxyHandlerDeps {
   forwarder: Forwarder;
   metrics: Metrics;
   log: Logger;
+  /** Set only when tracing is configured: without it the handler does no tracing work. */
+  tracing?: Tracing;
 }
 
 /** Each recoverable fault is retried once at most, so a request sees at most two retries. */
@@ -48,7 +51,7 @@ const RETRY_BIT: Record<RetryReason, number> = { token: 1, clock_skew: 2 };
  * (README "Performance"). It answers every fault itself; app.ts still guards its promise.
  */
 export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
-  const { forwarder, metrics, log } = deps;
+  const { forwarder, metrics, log, tracing } = deps;
   const access = createAccessLog(log);
 
   return async function proxy(req, res) {
@@ -63,6 +66,7 @@ export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res
     let retried: string | undefined;
     let errorCode: string | undefined;
     let path = '';
+    const traced = tracing?.startRequest(req);
 
     try {
       const target = parseTargetPath(req.url ?? '/');
@@ -71,6 +75,7 @@ export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res
       const caller = callers.authenticate(req.headers.authorization);
       callerName = caller?.name;
       if (!handler) throw new GatewayError('UNKNOWN_UPSTREAM', `no upstream is named "${target.upstream.slice(0, 64)}"`);
+      traced?.route(handler.name, target.path);
       callers.authorize(caller, handler.name, target.path);
       recorded = metrics.forUpstream(handler.name);
       recorded.begin();
@@ -88,26 +93,41 @@ export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res
         let answer: UpstreamResponse;
         let verdict: Verdict;
         let retriedFor = 0;
+        let resends = 0;
+        let resendReason: string | undefined;
         for (;;) {
           const admitted = limits?.admit(target.path);
           if (admitted) await admitted;
           const prepared = exchange.prepare();
-          const upstreamReq = prepared instanceof Promise ? await prepared : prepared;
+          // A promise: the token was not at hand and the request waits for it (a renewal, a store read).
+          const upstreamReq = prepared instanceof Promise ? await (traced ? traced.wait('countersign.token.wait', prepared) : prepared) : prepared;
+          const span = traced?.attempt(handler.origin, upstreamReq, resends, resendReason);
           const t0 = performance.now();
           try {
-            answer = await forwarder.send(handler.origin, upstreamReq);
+            answer = await forwarder.send(handler.origin, span ? span.request : upstreamReq);
+          } catch (err) {
+            span?.fail(isGatewayError(err) ? err.code : 'INTERNAL', isGatewayError(err) && err.code === 'UPSTREAM_TIMEOUT' ? 'timeout' : 'network_error');
+            throw err;
           } finally {
             recorded.attempt((performance.now() - t0) / 1000);
           }
           verdict = exchange.judge(answer);
+          span?.end(answer.status, verdict.class);
           if (verdict.codeLabel !== undefined) recorded.code(verdict.codeLabel);
           if (verdict.class === 'rate_limited') limits?.slowDown();
           const reason = verdict.retry;
-          if (reason !== undefined && (retriedFor & RETRY_BIT[reason]) === 0 && (await exchange.recover(reason, answer))) {
-            retriedFor |= RETRY_BIT[reason];
-            recorded.retry(reason);
-            retried = retried === undefined ? reason : `${retried},${reason}`;
-            continue;
+          if (reason !== undefined && (retriedFor & RETRY_BIT[reason]) === 0) {
+            const recovering = exchange.recover(reason, answer);
+            const recovered = await (traced ? traced.wait(reason === 'token' ? 'countersign.token.renewal' : 'countersign.clock.correction', recovering, { 'countersign.retry.reason': reason }) : recovering);
+            if (recovered) {
+              retriedFor |= RETRY_BIT[reason];
+              recorded.retry(reason);
+              traced?.retry(reason);
+              resends++;
+              resendReason = reason;
+              retried = retried === undefined ? reason : `${retried},${reason}`;
+              continue;
+            }
           }
           break;
         }
@@ -131,6 +151,7 @@ export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res
       sendError(res, gw, requestId);
     } finally {
       const seconds = (performance.now() - started) / 1000;
+      traced?.end(status, cls, errorCode);
       if (handler) (recorded ?? metrics.forUpstream(handler.name)).finish(cls, seconds);
       access({
         requestId,
