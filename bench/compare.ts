@@ -8,6 +8,9 @@
  *   bare Node pass-through        node:http + undici doing no work (the Node ceiling)
  *   Countersign Keeta             parse, shop → merchant, token, sign, re-serialise, classify
  *   Countersign KeySecure         header injection, JSON check, classify
+ *   Countersign Keeta, traced     the Keeta row with `tracing:` at sampleRatio 1: every request a
+ *                                 server and a client span, exported over OTLP/HTTP (to the
+ *                                 nginx upstream, which answers 200); BENCH_TRACING=0 leaves it out
  *
  * Countersign runs as `npm start` would (built first into dist/): one caller token checked, metrics on, the
  * access log at info written to its real destination (stdout, sent to BENCH_ACCESS_LOG or
@@ -220,6 +223,11 @@ export async function main(): Promise<void> {
       targets.push({ label: `${name} Keeta (signed)`, url: `${gw.proxyUrl}/keeta/order/get`, pid: () => gw.pid, isGateway: true, script: authed });
       targets.push({ label: `${name} KeySecure`, url: `${gw.proxyUrl}/ks/open-api/v1/card/list`, pid: () => gw.pid, isGateway: true, script: authed });
     }
+    if (process.env.BENCH_TRACING !== '0') {
+      // The same build with tracing on at ratio 1; spans go to the nginx upstream (core 1), which answers 200.
+      const gw = await startGateway('Countersign-traced', ROOT, dir, upstream, start, `tracing: { otlpEndpoint: '${upstream}', sampleRatio: 1 }\n`);
+      targets.push({ label: 'Countersign Keeta (signed, traced at ratio 1)', url: `${gw.proxyUrl}/keeta/order/get`, pid: () => gw.pid, isGateway: true, script: authed });
+    }
 
     // JIT and connection warm-up for everyone, then the measured rounds in alternating order.
     for (const t of targets) wrk(t.url, t.script, 3, CONNECTIONS);
@@ -292,6 +300,7 @@ async function startGateway(
   dir: string,
   upstream: string,
   start: (cpu: number, cmd: string, args: string[], opts?: { cwd?: string; stdout?: number }) => ChildProcess,
+  extraYaml = '',
 ): Promise<{ proxyUrl: string; pid: number }> {
   const [proxyPort, adminPort] = [await freePort(), await freePort()];
   const adminToken = 'bench-admin-token-0123456789';
@@ -306,10 +315,11 @@ callers:
 upstreams:
   keeta: { type: keeta, baseUrl: ${upstream}/api/open, appId: '3340612437', appSecret: bench-app-secret-0123456789 }
   ks: { type: keysecure, baseUrl: ${upstream}, apiKey: bench-api-key-0123456789, timezone: UTC+8 }
-`,
+${extraYaml}`,
   );
   // The production build (`npm run build` → dist/), not tsx: what `npm start` runs.
-  const build = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: root, encoding: 'utf8' });
+  // `npm run build` of that checkout: its compile and its postbuild step (the console's files).
+  const build = spawnSync('npm', ['run', 'build'], { cwd: root, encoding: 'utf8' });
   if (build.status !== 0) throw new Error(`${name}: build failed\n${build.stdout}${build.stderr}`);
   const out = openSync(process.env.BENCH_ACCESS_LOG ?? '/dev/null', 'a');
   const profile = process.env.BENCH_PROFILE ? [`--cpu-prof`, `--cpu-prof-dir=${resolve(process.env.BENCH_PROFILE)}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
