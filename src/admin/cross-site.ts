@@ -1,5 +1,5 @@
 import type Koa from 'koa';
-import { GatewayError } from '../errors.js';
+import { GatewayError } from '../core/errors.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** What an HTML form can send without script: never how the admin API is called from the console or a shell. */

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
-import { parseHostPort } from '../server.js';
+import { parseHostPort } from '../app/server.js';
 
 /** Bad usage (exit 2); any other AdminCliError is a failure the API or the network reported (exit 1). */
 export class AdminUsageError extends Error {}

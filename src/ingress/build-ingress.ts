@@ -1,10 +1,10 @@
 import { createRedisClient } from '../tokens/redis-connection.js';
 import type Koa from 'koa';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import type { Config } from '../config/load.js';
-import { GatewayError } from '../errors.js';
-import type { Logger } from '../logger.js';
-import type { Metrics } from '../metrics.js';
+import { GatewayError } from '../core/errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { Forwarder } from '../proxy/forwarder.js';
 import type { TokenCache } from '../tokens/token-cache.js';
 import type { TokenService } from '../tokens/token-service.js';
@@ -16,7 +16,7 @@ import { KeetaMerchants } from './keeta-merchants.js';
 import { KeetaWebhooks } from './keeta-webhooks.js';
 import { KeySecureCallbacks } from './keysecure-callbacks.js';
 import { MemoryIngressStore, RedisIngressStore, type IngressStore } from './state-store.js';
-import type { Tracing } from '../tracing/tracing.js';
+import type { Tracing } from '../observability/tracing.js';
 
 export interface Ingress {
   /** Koa app of the ingress listener. */

@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { buildApp } from './app.js';
-import { loadConfig, summarizeConfig, type Config } from './config/load.js';
-import { ConfigError } from './errors.js';
-import { jsonSyntaxMessage, signCommand } from './sign-command.js';
-import { createLogger } from './logger.js';
-import { listenApp, ListenError } from './server.js';
-import { startAutoReload } from './reload/auto-reload.js';
-import { helpFor, packageVersion, USAGE } from './cli/help.js';
+import { buildApp } from '../app/app.js';
+import { loadConfig, summarizeConfig, type Config } from '../config/load.js';
+import { ConfigError } from '../core/errors.js';
+import { jsonSyntaxMessage, signCommand } from './sign.js';
+import { createLogger } from '../observability/logger.js';
+import { listenApp, ListenError } from '../app/server.js';
+import { startAutoReload } from '../reload/auto-reload.js';
+import { helpFor, packageVersion, USAGE } from './help.js';
 
 /** Exit codes: 0 fine, 1 runtime failure, 2 bad config or bad usage. */
 export async function main(argv: string[]): Promise<number> {
@@ -27,7 +27,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'sim') {
-    const { runSimCli, SimUsageError } = await import('./sim/index.js');
+    const { runSimCli, SimUsageError } = await import('../sim/index.js');
     try {
       await runSimCli(rest);
       return 0;
@@ -40,7 +40,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
   if (command === 'admin') {
-    const { runAdminCli, AdminUsageError, AdminCliError } = await import('./cli/admin.js');
+    const { runAdminCli, AdminUsageError, AdminCliError } = await import('./admin.js');
     try {
       await runAdminCli(rest, { env: process.env, out: (text) => process.stdout.write(text) });
       return 0;
