@@ -31,6 +31,7 @@ export function adminUrlFromConfig(file: string): string {
   const listen = (doc as { listen?: { admin?: unknown } } | null)?.listen;
   const address = typeof listen?.admin === 'string' ? listen.admin : '127.0.0.1:9090';
   const { host, port } = parseHostPort(address);
+  if (port === 0) throw new AdminUsageError(`--config ${file}: listen.admin is ${address} (a free port chosen at start); pass --admin URL`);
   // A wildcard listener is reached on loopback from the same host.
   const h = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '::1' : host;
   return `http://${h.includes(':') ? `[${h}]` : h}:${port}`;
