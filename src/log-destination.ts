@@ -1,4 +1,12 @@
+import { channel } from 'node:diagnostics_channel';
+import { performance } from 'node:perf_hooks';
 import { pino, type DestinationStream } from 'pino';
+
+/**
+ * Each batch written is published here (`{ start, bytes, ms }`, performance.now() times) for
+ * whoever subscribes (bench/tail-probe.mjs); with no subscriber it costs one property read.
+ */
+export const logWriteChannel = channel('countersign:log-write');
 
 export interface BatchedDestination extends DestinationStream {
   /** Write out what is pending, synchronously; then `cb`. */
@@ -28,12 +36,14 @@ export function batchedDestination(fd = 1, delayMs = 5): BatchedDestination {
     if (pending === '') return;
     const text = pending;
     pending = '';
+    const start = logWriteChannel.hasSubscribers ? performance.now() : 0;
     try {
       out.write(text);
     } catch {
       // The descriptor refuses the write (closed, or an error other than a broken pipe): this
       // batch is lost rather than the proxy stopping.
     }
+    if (start !== 0) logWriteChannel.publish({ start, bytes: text.length, ms: performance.now() - start });
   };
   process.once('exit', release);
   return {

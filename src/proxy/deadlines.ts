@@ -1,4 +1,11 @@
+import { channel } from 'node:diagnostics_channel';
 import { performance } from 'node:perf_hooks';
+
+/**
+ * Each sweep is published here (`{ start, pending, fired, ms }`, performance.now() times) for
+ * whoever subscribes (bench/tail-probe.mjs); with no subscriber it costs one property read.
+ */
+export const sweepChannel = channel('countersign:deadline-sweep');
 
 /** One pending deadline; `fire` runs once, when it passes, unless it was cleared first. */
 export interface Deadline {
@@ -48,10 +55,16 @@ export class DeadlineSweeper {
       return;
     }
     const t = this.now();
+    const observed = sweepChannel.hasSubscribers;
+    const pending = this.pending.size;
+    const start = observed ? performance.now() : 0;
+    let fired = 0;
     for (const d of this.pending) {
       if (d.at > t) continue;
       this.pending.delete(d);
+      fired++;
       d.fire();
     }
+    if (observed) sweepChannel.publish({ start, pending, fired, ms: performance.now() - start });
   }
 }
