@@ -9,8 +9,8 @@ export const sweepChannel = channel('countersign:deadline-sweep');
 
 /** One pending deadline; `fire` runs once, when it passes, unless it was cleared first. */
 export interface Deadline {
-  readonly at: number;
-  readonly fire: () => void;
+  at: number;
+  fire(): void;
 }
 
 /**
@@ -29,7 +29,12 @@ export class DeadlineSweeper {
   ) {}
 
   add(ms: number, fire: () => void): Deadline {
-    const d: Deadline = { at: this.now() + ms, fire };
+    return this.arm({ at: 0, fire }, ms);
+  }
+
+  /** Put an object of the caller's on the sweeper (its `at` is set here): no allocation of its own. */
+  arm<D extends Deadline>(d: D, ms: number): D {
+    d.at = this.now() + ms;
     this.pending.add(d);
     if (this.timer === undefined) {
       this.timer = setInterval(() => this.sweep(), this.tickMs);
