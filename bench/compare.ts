@@ -18,7 +18,7 @@
  * Ratios are the median over rounds of each round's own ratio (the machine's speed can drift).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -458,7 +458,9 @@ upstreams:
   }
   const out = openSync(process.env.BENCH_ACCESS_LOG ?? '/dev/null', 'a');
   const profile = process.env.BENCH_PROFILE && !opts.args ? [`--cpu-prof`, `--cpu-prof-dir=${resolve(process.env.BENCH_PROFILE)}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
-  const p = start(0, process.execPath, [...profile, ...(opts.args ?? []), join(root, 'dist/cli.js'), 'serve', '--config', config], {
+  // dist/cli/main.js since the layout move; a baseline checkout from before it has dist/cli.js.
+  const cli = existsSync(join(root, 'dist/cli/main.js')) ? join(root, 'dist/cli/main.js') : join(root, 'dist/cli.js');
+  const p = start(0, process.execPath, [...profile, ...(opts.args ?? []), cli, 'serve', '--config', config], {
     cwd: root,
     stdout: out,
     ...(opts.env && { env: opts.env }),
