@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { toCompactText, type JsonObjectNode } from '../keeta/json-text.js';
+import type { JsonNode, JsonObjectNode } from '../keeta/json-text.js';
 
 /**
  * What a KeySecure callback's signature covers, and what it does not (docs/protocols.md 2.5):
@@ -21,19 +21,59 @@ export function envelopeCollision(data: JsonObjectNode): string | undefined {
 }
 
 /**
- * Digest of the signed content of `data`: the `k=v` entries V1 signs (nulls skipped, strings as
- * they are, other values as their compact JSON as received), sorted, without the timestamp.
- * Two callbacks with the same digest carry the same signed facts: KeySecure resending one
- * (a retry, stamped anew) or someone replaying it under another id or action.
+ * Digest of the signed content of `data`, without the timestamp: its top-level fields (nulls
+ * skipped, as V1 skips them), sorted, each value in a canonical form (object keys sorted,
+ * numbers as their decimal value: `12.50` and `12.5` are one amount). Two callbacks with the
+ * same digest carry the same signed facts: KeySecure resending one (stamped, and perhaps
+ * serialised, anew) or someone replaying it under another id or action. Different pushes
+ * differ in their facts (a consume_no, a status, a time in ms).
  */
 export function signedContentDigest(data: JsonObjectNode): string {
   const entries: string[] = [];
   for (const [key, node] of data.entries) {
     if (node.kind === 'null') continue;
-    entries.push(`${key}=${node.kind === 'string' ? node.value : toCompactText(node)}`);
+    entries.push(`${JSON.stringify(key)}:${canonical(node)}`);
   }
   entries.sort();
-  return createHash('sha256').update(entries.join('&'), 'utf8').digest('hex');
+  return createHash('sha256').update(entries.join(','), 'utf8').digest('hex');
+}
+
+function canonical(node: JsonNode): string {
+  switch (node.kind) {
+    case 'string':
+      return JSON.stringify(node.value);
+    case 'number':
+      return canonicalNumber(node.lexeme);
+    case 'boolean':
+      return node.value ? 'true' : 'false';
+    case 'null':
+      return 'null';
+    case 'array':
+      return `[${node.items.map(canonical).join(',')}]`;
+    case 'object':
+      return `{${node.entries
+        .map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`)
+        .sort()
+        .join(',')}}`;
+  }
+}
+
+/** A JSON number lexeme as its decimal value, exactly (no float rounding: int64 ids stay distinct). */
+export function canonicalNumber(lexeme: string): string {
+  const m = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(lexeme);
+  if (!m) return lexeme;
+  const [, sign, int = '', frac = '', exp] = m;
+  let digits = int + frac;
+  let point = int.length + (exp === undefined ? 0 : Number(exp));
+  // Leading zeros move the point; trailing zeros after it say nothing.
+  const lead = /^0*/.exec(digits)![0].length;
+  digits = digits.slice(lead);
+  point -= lead;
+  digits = digits.replace(/0+$/, '');
+  if (digits === '') return '0';
+  if (!Number.isSafeInteger(point) || Math.abs(point) > 400) return `${sign}0.${digits}e${point}`;
+  const text = point <= 0 ? `0.${'0'.repeat(-point)}${digits}` : point >= digits.length ? digits + '0'.repeat(point - digits.length) : `${digits.slice(0, point)}.${digits.slice(point)}`;
+  return `${sign}${text}`;
 }
 
 /**

@@ -105,42 +105,20 @@ export class KeySecureCallbacks {
     const isAuth = action === 'Auth';
     const budget = rule?.timeout ?? 5000;
     // Dedupe on what the signature covers, not on the unsigned id: the same signed data is one
-    // callback whatever id or action it comes with. KeySecure resending a push under its own id
-    // (stamped and serialised anew) is caught by the id, but an id is only ever marked by a
-    // callback whose signed content was new: replaying a callback already seen, under the id of
-    // a push still to come, marks nothing. Unverified callbacks (observe) have sets of their
-    // own, so a forged one can never mark a genuine one as seen.
-    const set = trusted ? 'callback' : 'callback-unverified';
-    const leaseMs = budget * 3 + 30_000;
-    const waitMs = isAuth ? budget : budget + 2000;
-    const duplicateOf = (first: StoredOutcome): CallbackAnswer => {
-      if (first.action === action) return first.answer;
+    // callback whatever id or action it comes with (a KeySecure retry included), and a replay
+    // under the id of a push still to come marks nothing of that push. Unverified callbacks
+    // (observe) have a set of their own, so a forged one can never mark a genuine one as seen.
+    const key = `ingress:${upstream}:${trusted ? 'callback' : 'callback-unverified'}:${signedContentDigest(data)}`;
+    const claimed = await claimOnce(this.deps.store, key, { leaseMs: budget * 3 + 30_000, waitMs: isAuth ? budget : budget + 2000 });
+    if (claimed.kind === 'done') {
+      const first = JSON.parse(claimed.payload) as StoredOutcome;
+      if (first.action === action) return finish('duplicate', first.answer);
       log.warn({ upstream, event, pushId: id, firstAction: keysecureActionLabel(first.action) }, 'a callback already received under another action came again; not delivered');
-      return { status: isAuth ? 200 : 409, code: 409, message: 'this callback was already received under another action' };
-    };
-    const busy: CallbackAnswer = { status: isAuth ? 200 : 409, code: 409, message: 'this push is being delivered' };
-    const claimed = await claimOnce(this.deps.store, `ingress:${upstream}:${set}:${signedContentDigest(data)}`, { leaseMs, waitMs });
-    if (claimed.kind === 'done') return finish('duplicate', duplicateOf(JSON.parse(claimed.payload) as StoredOutcome));
-    if (claimed.kind === 'busy') return finish('duplicate', busy);
-    const byId = await claimOnce(this.deps.store, `ingress:${upstream}:${set}-id:${id}`, { leaseMs, waitMs: 0 });
-    if (byId.kind !== 'claimed') {
-      if (byId.kind === 'busy') {
-        await claimed.claim.release();
-        return finish('duplicate', busy);
-      }
-      const first = JSON.parse(byId.payload) as StoredOutcome;
-      await claimed.claim.complete(byId.payload, cfg.dedupeFor);
-      return finish('duplicate', duplicateOf(first));
+      return finish('duplicate', { status: isAuth ? 200 : 409, code: 409, message: 'this callback was already received under another action' });
     }
-    const complete = async (answer: CallbackAnswer) => {
-      const payload = JSON.stringify({ action, answer } satisfies StoredOutcome);
-      await claimed.claim.complete(payload, cfg.dedupeFor);
-      await byId.claim.complete(payload, cfg.dedupeFor);
-    };
-    const release = async () => {
-      await claimed.claim.release();
-      await byId.claim.release();
-    };
+    if (claimed.kind === 'busy') return finish('duplicate', { status: isAuth ? 200 : 409, code: 409, message: 'this push is being delivered' });
+    const complete = (answer: CallbackAnswer) => claimed.claim.complete(JSON.stringify({ action, answer } satisfies StoredOutcome), cfg.dedupeFor);
+    const release = () => claimed.claim.release();
 
     if (!rule) {
       await complete(OK);
