@@ -228,12 +228,12 @@ export const MAX_TOKEN_CHARS = 1024;
 /** More shops than any brand has. */
 export const MAX_SHOP_IDS = 100_000;
 
-/** A token: printable ASCII without spaces, at most MAX_TOKEN_CHARS. The message never repeats it. */
+/** A token: no whitespace or control characters, at most MAX_TOKEN_CHARS. The message never repeats it. */
 function requireToken(body: JsonObjectNode, key: string): string {
   const n = getField(body, key);
   if (n?.kind !== 'string' || n.value === '') throw new GatewayError('BAD_REQUEST', `${key}: required, a non-empty string`);
   if (n.value.length > MAX_TOKEN_CHARS) throw new GatewayError('BAD_REQUEST', `${key}: at most ${MAX_TOKEN_CHARS} characters (got ${n.value.length})`);
-  if (!/^[\x21-\x7e]+$/.test(n.value)) throw new GatewayError('BAD_REQUEST', `${key}: only printable ASCII characters, no spaces or control characters`);
+  if (/[\s\p{Cc}\p{Cf}]/u.test(n.value)) throw new GatewayError('BAD_REQUEST', `${key}: no spaces, line breaks or control characters`);
   return n.value;
 }
 

@@ -63,8 +63,8 @@ test('an import with bytes that are not UTF-8, or absurd sizes, is refused in SP
   t.false(r2.body.includes('xxxxxxxx'), 'the token is not echoed');
   const r3 = await put(PAIR({ refreshToken: 'has a space' }));
   t.is(r3.status, 400);
-  t.regex(r3.json().error.message, /^refreshToken: only printable ASCII/);
-  const r4 = await put(PAIR({ accessToken: 'tok\u00e9n-with-accent' }));
+  t.regex(r3.json().error.message, /^refreshToken: no spaces, line breaks or control characters/);
+  const r4 = await put(PAIR({ accessToken: 'token-with-a-line-break\n' }));
   t.is(r4.status, 400);
   const shops = await rawRequest(gw.adminUrl, { method: 'PUT', path: '/admin/upstreams/keeta/merchants/m1/shops', headers: { 'content-type': 'application/json' }, body: Buffer.from([0x7b, 0xc3, 0x28, 0x7d]) });
   t.is(shops.status, 400);
