@@ -1,4 +1,4 @@
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 
 export interface ShopRereadLimit {
   /** Re-reads a merchant may have at once before the rate applies. */

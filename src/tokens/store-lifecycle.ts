@@ -1,6 +1,6 @@
-import { startingError } from '../errors.js';
-import type { Logger } from '../logger.js';
-import type { Metrics } from '../metrics.js';
+import { startingError } from '../core/errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import { createStore, type StoreConfig } from './create-store.js';
 import { monitorStore } from './monitored-store.js';
 import { TokenCache } from './token-cache.js';

@@ -6,9 +6,9 @@
  */
 import test from 'ava';
 import { Registry } from 'prom-client';
-import { buildApp } from '../../src/app.js';
+import { buildApp } from '../../src/app/app.js';
 import { parseConfig } from '../../src/config/load.js';
-import { listenApp } from '../../src/server.js';
+import { listenApp } from '../../src/app/server.js';
 import { MemoryStore } from '../../src/tokens/memory-store.js';
 import { startGateway } from '../helpers/gateway.js';
 import { rawRequest } from '../helpers/http.js';

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { systemClock } from '../../../src/clock.js';
+import { systemClock } from '../../../src/core/clock.js';
 import { ShopRereads } from '../../../src/ingress/shop-rereads.js';
 
 function limiter(burst: number, intervalMs: number, readMs = 20) {
