@@ -98,7 +98,8 @@ async function serve(config: Config): Promise<number> {
   const log = createLogger();
   // First of all: from here on SIGTERM/SIGINT is a clean shutdown, even while starting.
   const signals = catchStopSignals(log);
-  log.info({ pid: process.pid }, 'countersign starting');
+  // At debug level: at info a failed start still prints exactly one line (its reason).
+  log.debug({ pid: process.pid }, 'countersign starting');
   const app = buildApp({ config, logger: log, warmUpRequests: WARM_UP_REQUESTS });
   // SIGHUP, or a change to the config file or a secret file it names, reloads the config.
   // Installed before the listeners: SIGHUP's default action would end the process.

@@ -25,7 +25,7 @@ upstreams:
 
 for (const delayMs of [0, 150]) {
   test(`SIGTERM ${delayMs} ms into the start exits 0 after a clean shutdown`, async (t) => {
-    const child = spawnCli(['serve', '--config', configFile()], { LOG_LEVEL: 'info' });
+    const child = spawnCli(['serve', '--config', configFile()], { LOG_LEVEL: 'debug' });
     let stdout = '';
     child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('close', (code, signal) => r({ code, signal })));
