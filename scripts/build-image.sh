@@ -56,12 +56,18 @@ run_dir=/run/countersign-ci
 dockerd_pid=""
 stop_dockerd() {
   [ -n "$dockerd_pid" ] || return 0
-  kill -TERM "$dockerd_pid" 2>/dev/null || return 0
+  kill -TERM "$dockerd_pid" 2>/dev/null || true
   for _ in $(seq 1 150); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.2; done
   if kill -0 "$dockerd_pid" 2>/dev/null; then kill -KILL "$dockerd_pid" 2>/dev/null || true; fi
+  dockerd_pid=""
+  # What it leaves mounted: its data root (a private bind mount on itself) and the network
+  # namespace under its exec root.
+  findmnt -rn -o TARGET | grep -E "^($run_dir/|$cache/docker-)" | sort -r | while IFS= read -r m; do umount -l "$m" 2>/dev/null || true; done
   say "stopped the private dockerd"
 }
 trap stop_dockerd EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 if docker info >/dev/null 2>&1; then
   say "using the Docker engine at ${DOCKER_HOST:-the default socket}"
@@ -72,24 +78,29 @@ else
   if docker info >/dev/null 2>&1; then
     say "using the private dockerd already running at $DOCKER_HOST"
   else
-    log="$cache/dockerd.log"
-    started=$SECONDS
     # Its own data root per storage driver (images cached across runs), nothing on the host's
-    # network set-up: builds and containers use the host network.
-    dockerd --host "$DOCKER_HOST" --data-root "$cache/docker-$driver" --exec-root "$run_dir/exec" \
-      --pidfile "$run_dir/dockerd.pid" --storage-driver "$driver" --iptables=false --ip-masq=false \
-      --bridge=none >"$log" 2>&1 &
-    dockerd_pid=$!
-    for _ in $(seq 1 300); do
+    # network set-up: builds and containers use the host network. overlay2 unless told
+    # otherwise; when it cannot start (no overlay mounts here) vfs, which copies every layer.
+    drivers=("$driver")
+    if [ -z "${DOCKER_STORAGE_DRIVER:-}" ]; then drivers+=(vfs); fi
+    for driver in "${drivers[@]}"; do
+      log="$cache/dockerd-$driver.log"
+      started=$SECONDS
+      dockerd --host "$DOCKER_HOST" --data-root "$cache/docker-$driver" --exec-root "$run_dir/exec" \
+        --pidfile "$run_dir/dockerd.pid" --storage-driver "$driver" --iptables=false --ip-masq=false \
+        --bridge=none >"$log" 2>&1 &
+      dockerd_pid=$!
+      for _ in $(seq 1 300); do
+        docker info >/dev/null 2>&1 && break
+        kill -0 "$dockerd_pid" 2>/dev/null || break
+        sleep 0.2
+      done
       docker info >/dev/null 2>&1 && break
-      kill -0 "$dockerd_pid" 2>/dev/null || break
-      sleep 0.2
-    done
-    if ! docker info >/dev/null 2>&1; then
       reason=$(grep -E 'level=(fatal|error)|failed' "$log" | tail -1 || true)
-      dockerd_pid=""
-      fail "dockerd (storage driver $driver) did not start: ${reason:-no answer within 60s} (log: $log)"
-    fi
+      stop_dockerd
+      say "dockerd (storage driver $driver) did not start: ${reason:-no answer within 60s} (log: $log)"
+    done
+    docker info >/dev/null 2>&1 || fail "no dockerd could be started (storage drivers tried: ${drivers[*]}; logs in $cache)"
     say "started a private dockerd ($driver, data root $cache/docker-$driver) in $(took "$started")"
   fi
 fi
@@ -159,7 +170,10 @@ if (($#)); then
   export COUNTERSIGN_IMAGE="$tag" COUNTERSIGN_BASE_IMAGE="$base" COUNTERSIGN_IMAGE_SOURCE="$source_url"
   export DOCKER_HOST="${DOCKER_HOST:-}"
   [ -n "$DOCKER_HOST" ] || unset DOCKER_HOST
+  started=$SECONDS
   set +e
   "$@"
-  exit $?
+  rc=$?
+  say "$* took $(took "$started")"
+  exit "$rc"
 fi
