@@ -89,6 +89,9 @@ test('the image runs node on the CLI as its own non-root user, serving the mount
     'org.opencontainers.image.licenses': pkg.license,
   });
   t.regex(c.Labels['org.opencontainers.image.description'] ?? '', /signing gateway/);
+  // The chart's default tag is its appVersion: the version this image carries.
+  const chart = parse(readFileSync(join(ROOT, 'helm/countersign/Chart.yaml'), 'utf8')) as { appVersion: string };
+  t.is(chart.appVersion, c.Labels['org.opencontainers.image.version'] ?? '');
   if (process.env.COUNTERSIGN_IMAGE_SOURCE !== undefined) t.is(c.Labels['org.opencontainers.image.source'], process.env.COUNTERSIGN_IMAGE_SOURCE);
   else t.true('org.opencontainers.image.source' in c.Labels);
 });
