@@ -111,13 +111,26 @@ test('the image holds the production dependencies only and adds at most 120 MB t
       `const fs = require('node:fs');
        const lock = JSON.parse(fs.readFileSync('/app/node_modules/.package-lock.json', 'utf8'));
        let ts = 'not found'; try { require.resolve('typescript', { paths: ['/app'] }); ts = 'resolved'; } catch {}
-       console.log(JSON.stringify({ app: fs.readdirSync('/app').sort(), packages: lock.packages, ts }));`,
+       const onDisk = [];
+       const walk = (dir, rel) => {
+         for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+           if (!e.isDirectory() || e.name === '.bin') continue;
+           const names = e.name.startsWith('@') ? fs.readdirSync(dir + '/' + e.name).map((n) => e.name + '/' + n) : [e.name];
+           for (const n of names) {
+             onDisk.push(rel + n);
+             if (fs.existsSync(dir + '/' + n + '/node_modules')) walk(dir + '/' + n + '/node_modules', rel + n + '/node_modules/');
+           }
+         }
+       };
+       walk('/app/node_modules', 'node_modules/');
+       console.log(JSON.stringify({ app: fs.readdirSync('/app').sort(), packages: lock.packages, onDisk, ts }));`,
     ),
-  ) as { app: string[]; packages: Record<string, { version?: string; dev?: boolean }>; ts: string };
+  ) as { app: string[]; packages: Record<string, { version?: string; dev?: boolean }>; onDisk: string[]; ts: string };
   t.deepEqual(listing.app, ['dist', 'grafana', 'node_modules', 'package-lock.json', 'package.json']);
   const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean; version?: string }> };
   const production = Object.entries(lock.packages).filter(([path, p]) => path !== '' && !p.dev);
   t.deepEqual(Object.keys(listing.packages).sort(), production.map(([path]) => path).sort(), 'node_modules is exactly the lock file’s production tree');
+  t.deepEqual(listing.onDisk.sort(), production.map(([path]) => path).sort(), 'the package folders on disk are exactly the lock file’s production tree');
   for (const [path, p] of production) t.is(listing.packages[path]!.version, p.version, path);
   for (const dev of Object.keys(pkg.devDependencies)) t.false(`node_modules/${dev}` in listing.packages, `dev dependency ${dev} is in the image`);
   t.is(listing.ts, 'not found');
