@@ -1,7 +1,7 @@
-import type { Clock } from '../clock.js';
-import { GatewayError } from '../errors.js';
-import type { Logger } from '../logger.js';
-import type { Metrics, RefreshTrigger, TokenSnapshot, TokenState } from '../metrics.js';
+import type { Clock } from '../core/clock.js';
+import { GatewayError } from '../core/errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics, RefreshTrigger, TokenSnapshot, TokenState } from '../observability/metrics.js';
 import { TokenCache } from './token-cache.js';
 import { KEYSECURE_MERCHANT, StoreError, type HeldLock, type TokenRecord, type TokenStore } from './types.js';
 
@@ -61,6 +61,8 @@ export function tokenUnavailable(message: string, retryAfterMs: number, cause?: 
 }
 
 export function storeUnavailable(cause: unknown): GatewayError {
+  // Not open yet is not unreachable: the STARTING refusal goes out as it is.
+  if (cause instanceof GatewayError && cause.code === 'STARTING') return cause;
   return new GatewayError('STORE_UNAVAILABLE', 'the token store cannot be reached and no cached token is valid', {
     headers: { 'Retry-After': '5' },
     cause,

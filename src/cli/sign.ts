@@ -1,8 +1,8 @@
-import type { Config } from './config/load.js';
-import { JsonSyntaxError, parseJsonText } from './keeta/json-text.js';
-import { signKeetaRequest } from './keeta/signer.js';
-import { createStore } from './tokens/create-store.js';
-import { FileStore } from './tokens/file-store.js';
+import type { Config } from '../config/load.js';
+import { JsonSyntaxError, parseJsonText } from '../keeta/json-text.js';
+import { signKeetaRequest } from '../keeta/signer.js';
+import { createStore } from '../tokens/create-store.js';
+import { FileStore } from '../tokens/file-store.js';
 
 export interface SignArgs {
   upstream?: string | undefined;
