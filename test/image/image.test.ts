@@ -22,7 +22,7 @@ import { KS_API_KEY, KS_API_SECRET } from '../helpers/keysecure-setup.js';
  */
 
 const exec = promisify(execFile);
-const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; license: string; dependencies: Record<string, string>; devDependencies: Record<string, string> };
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; license: string; bin: { countersign: string }; devDependencies: Record<string, string> };
 const IMAGE = process.env.COUNTERSIGN_IMAGE ?? `countersign:${pkg.version}`;
 const DEFAULT_BASE = /^ARG NODE_IMAGE=(\S+)$/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'))![1]!;
 const BASE = process.env.COUNTERSIGN_BASE_IMAGE ?? DEFAULT_BASE;
@@ -78,7 +78,8 @@ ready.catch(() => {});
 test('the image runs node on the CLI as its own non-root user, serving the mounted config, with its OCI labels', async (t) => {
   const { Config: c } = await ready;
   t.is(c.User, `${sc.runAsUser}:${sc.runAsGroup}`, 'the image user is the one the chart runs as');
-  t.deepEqual(c.Entrypoint, ['node', '/app/dist/cli.js']);
+  // node runs the package's own CLI (package.json bin) from /app, as PID 1.
+  t.deepEqual(c.Entrypoint, ['node', `/app/${pkg.bin.countersign}`]);
   t.deepEqual(c.Cmd, ['serve', '--config', '/etc/countersign/config.yaml']);
   t.is(c.WorkingDir, '/app');
   t.true(c.Env.includes('NODE_ENV=production'));
