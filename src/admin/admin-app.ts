@@ -61,6 +61,25 @@ export function createAdminApp(deps: AdminAppDeps): Koa {
     }
   });
 
+  // Every request under /admin, whatever its method (OPTIONS included) and whether or not a
+  // route matches: nothing under /admin answers without the token, not even its Allow list.
+  app.use(async function adminAuth(ctx, next) {
+    if (ctx.path !== '/admin' && !ctx.path.startsWith('/admin/')) return next();
+    refuseCrossSite(ctx);
+    const token = adminToken();
+    if (token) {
+      const tokenDigest = digestOf(token);
+      const m = /^Bearer[ ]+(\S+)\s*$/i.exec(ctx.get('authorization'));
+      const presented = createHash('sha256').update(m?.[1] ?? '').digest();
+      if (!m || !timingSafeEqual(presented, tokenDigest)) {
+        throw new GatewayError('ADMIN_UNAUTHENTICATED', 'send Authorization: Bearer <admin token>', {
+          headers: { 'WWW-Authenticate': 'Bearer realm="countersign-admin"' },
+        });
+      }
+    }
+    await next();
+  });
+
   router.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
   });
@@ -77,22 +96,6 @@ export function createAdminApp(deps: AdminAppDeps): Koa {
   });
 
   addConsoleRoutes(router);
-
-  router.use('/admin', async function adminAuth(ctx, next) {
-    refuseCrossSite(ctx);
-    const token = adminToken();
-    if (token) {
-      const tokenDigest = digestOf(token);
-      const m = /^Bearer[ ]+(\S+)\s*$/i.exec(ctx.get('authorization'));
-      const presented = createHash('sha256').update(m?.[1] ?? '').digest();
-      if (!m || !timingSafeEqual(presented, tokenDigest)) {
-        throw new GatewayError('ADMIN_UNAUTHENTICATED', 'send Authorization: Bearer <admin token>', {
-          headers: { 'WWW-Authenticate': 'Bearer realm="countersign-admin"' },
-        });
-      }
-    }
-    await next();
-  });
 
   const body = (ctx: Koa.Context) => readBody(ctx.req, ADMIN_BODY_LIMIT);
 
