@@ -6,6 +6,7 @@ import { ConfigError } from '../errors.js';
 import { formatDuration } from './duration.js';
 import { type Env, formatPath, interpolateEnv, resolveSecretFiles } from './resolve.js';
 import { configSchema, type ParsedConfig } from './schema.js';
+import { resolveTrustFiles } from './trust-files.js';
 import { describeRedisTarget } from '../tokens/redis-connection.js';
 
 /** The validated, frozen config every module receives. */
@@ -39,6 +40,8 @@ export function parseConfig(text: string, opts: { env?: Env; baseDir?: string; s
   const cfg = result.data;
   if (cfg.store.type === 'file') cfg.store.path = resolvePath(opts.baseDir ?? process.cwd(), cfg.store.path);
   if (cfg.store.type === 'redis' && cfg.store.tls?.caFile) cfg.store.tls.caFile = resolvePath(opts.baseDir ?? process.cwd(), cfg.store.tls.caFile);
+  resolveTrustFiles(cfg, opts.baseDir ?? process.cwd(), problems);
+  if (problems.length) throw new ConfigError(dedupe(problems));
   return deepFreeze({ ...cfg, source: opts.source ?? '(inline)', files: [...new Set(files)] });
 }
 
