@@ -66,6 +66,8 @@ export interface SimServerOptions {
 export interface SimTls {
   cert: string | Buffer;
   key: string | Buffer;
+  /** Require a client certificate signed by this CA (an upstream that wants mutual TLS). */
+  clientCa?: string | Buffer;
 }
 
 export interface RunningServer {
@@ -223,7 +225,15 @@ export async function startSimServer(opts: SimServerOptions): Promise<RunningSer
       }
     })();
   };
-  const server: Server = opts.tls ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, listener) : createServer(listener);
+  const server: Server = opts.tls ? createHttpsServer(
+        {
+          cert: opts.tls.cert,
+          key: opts.tls.key,
+          minVersion: 'TLSv1.2',
+          ...(opts.tls.clientCa !== undefined && { ca: opts.tls.clientCa, requestCert: true, rejectUnauthorized: true }),
+        },
+        listener,
+      ) : createServer(listener);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
