@@ -6,7 +6,7 @@ import { ConfigError } from '../errors.js';
 import { formatDuration } from './duration.js';
 import { type Env, formatPath, interpolateEnv, resolveSecretFiles } from './resolve.js';
 import { configSchema, type ParsedConfig } from './schema.js';
-import { resolveTrustFiles } from './trust-files.js';
+import { describeIdentity, resolveTrustFiles, summarizeTrust } from './trust-files.js';
 import { describeRedisTarget } from '../tokens/redis-connection.js';
 
 /** The validated, frozen config every module receives. */
@@ -84,9 +84,11 @@ export function summarizeConfig(cfg: Config): string {
     `listen: proxy ${cfg.listen.proxy}, admin ${cfg.listen.admin}${cfg.admin.token ? ' (admin token set)' : ''}${cfg.listen.ingress ? `, ingress ${cfg.listen.ingress}` : ''}`,
     `store: ${cfg.store.type}${cfg.store.type === 'file' ? ` at ${cfg.store.path}` : ''}${cfg.store.type === 'redis' ? ` ${describeRedisTarget(cfg.store)} (keyPrefix "${cfg.store.keyPrefix}")` : ''}`,
     `limits: maxBodyBytes ${cfg.limits.maxBodyBytes}`,
-    `callers: ${cfg.callers ? cfg.callers.map((c) => `${c.name} [${c.allow.join(', ')}]`).join('; ') : 'none (no caller authentication)'}`,
-    'upstreams:',
+    `callers: ${cfg.callers ? cfg.callers.map((c) => `${c.name}${describeIdentity(c)} [${c.allow.join(', ')}]`).join('; ') : 'none (no caller authentication)'}`,
   ];
+  const trust = summarizeTrust(cfg);
+  lines.splice(2, 0, ...trust.listen);
+  lines.push(...trust.auth, 'upstreams:');
   for (const [name, u] of Object.entries(cfg.upstreams)) {
     if (u.type === 'keeta') {
       lines.push(
@@ -110,6 +112,7 @@ export function summarizeConfig(cfg: Config): string {
       rules.push(`after 1009: ${u.onRateLimited.perSecond}/s for ${formatDuration(u.onRateLimited.cooldown)}`);
     }
     lines.push(`    rate limits: ${rules.length > 0 ? rules.join('; ') : 'none'}`);
+    lines.push(...trust.upstream(name));
   }
   return lines.join('\n');
 }
