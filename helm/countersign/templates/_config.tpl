@@ -145,6 +145,9 @@ Everything the chart refuses, collected so that one `helm template` names every 
 {{- $problems = append $problems "networkPolicy.redis.to: list the Redis peers (podSelector/namespaceSelector/ipBlock), or the gateway cannot reach its store" -}}
 {{- end -}}
 {{- range $v.config.callers -}}
+{{- if and .certificate .serviceAccount -}}
+{{- $problems = append $problems (printf "config.callers %s: give one of certificate or serviceAccount, not both" .name) -}}
+{{- end -}}
 {{- if and .certificate (not (and $v.tls.enabled $v.tls.clientCa (has "proxy" $v.tls.listeners))) -}}
 {{- $problems = append $problems (printf "config.callers %s is known by its client certificate: set tls.enabled, tls.clientCa and proxy in tls.listeners" .name) -}}
 {{- end -}}
