@@ -10,8 +10,9 @@ import { looksLikeJwt, type ServiceAccountVerifier } from './service-accounts.js
  * `Authorization: Bearer <token>`, the verified client certificate of its TLS connection
  * (`certificate: {uri|dns|cn}`, worked out once per connection), or a bearer ServiceAccount JWT
  * (`serviceAccount: NS/NAME`, service-accounts.ts; only a bearer value that matches no static
- * token and looks like a JWT goes there, so static tokens never touch the JWT code). Its allow list (`upstream:/path/glob`, `upstream:*`, `*:*`) must cover the upstream
- * and path, and its `merchants` (patterns, same glob) the merchant it acts as. `*` in a path
+ * token and looks like a JWT goes there, so static tokens never touch the JWT code). Its
+ * allow list (`upstream:/path/glob`, `upstream:*`, `*:*`) must cover the upstream and path,
+ * and its `merchants` (patterns, same glob) the merchant it acts as. `*` in a path
  * glob matches any run of characters, `/` included, so `/order/*` covers everything below /order/.
  *
  * The presented token is compared with timingSafeEqual against every caller's token, and a
