@@ -1,6 +1,6 @@
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import { isMerchantId, MERCHANT_ID_RULE } from '../edge/ids.js';
-import { GatewayError } from '../errors.js';
+import { GatewayError } from '../core/errors.js';
 import { getField, JsonSyntaxError, parseJsonText, type JsonNode, type JsonObjectNode } from '../keeta/json-text.js';
 import type { TokenCache } from '../tokens/token-cache.js';
 import type { TokenService } from '../tokens/token-service.js';
@@ -60,8 +60,12 @@ export class TokenAdmin {
     }
   }
 
-  /** PUT …/merchants/{m}/token: import a Keeta pair. */
-  async importPair(upstream: string, merchant: string, rawBody: Buffer): Promise<void> {
+  /**
+   * PUT …/merchants/{m}/token: import a Keeta pair. Returns when the pair expires and whether it
+   * already has: an expired pair is stored all the same (it is what the operator has), but its
+   * refresh token expires with it, so the merchant has to authorize again.
+   */
+  async importPair(upstream: string, merchant: string, rawBody: Buffer): Promise<{ expiresAt: number; expired: boolean }> {
     const u = this.keeta(upstream);
     checkMerchantId(merchant);
     const body = parseObject(rawBody);
@@ -86,6 +90,7 @@ export class TokenAdmin {
     };
     await this.write(record, `a newer pair for merchant "${merchant}" is already stored; nothing was changed`);
     u.tokens.forget(merchant);
+    return { expiresAt: record.expiresAt, expired: record.expiresAt <= this.clock.now() };
   }
 
   /** PUT …/merchants/{m}/shops */

@@ -2,7 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { CallerConfig } from '../config/schema.js';
-import { GatewayError } from '../errors.js';
+import { GatewayError } from '../core/errors.js';
 import { looksLikeJwt, type ServiceAccountVerifier } from './service-accounts.js';
 
 /**

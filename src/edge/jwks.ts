@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import { Agent, request } from 'undici';
-import type { Clock } from '../clock.js';
-import type { Logger } from '../logger.js';
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../observability/logger.js';
 
 /**
  * The cluster's JSON Web Key Set, read from a file or an https URL (auth.kubernetes). A JWT whose

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import type { ParsedConfig } from '../config/schema.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../observability/logger.js';
 import { createJwksSource, fileJwksReader, urlJwksReader, type JwksSource } from './jwks.js';
 import { createServiceAccountVerifier, type ServiceAccountVerifier } from './service-accounts.js';
 

@@ -1,7 +1,7 @@
 import { jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { LRUCache } from 'lru-cache';
-import type { Clock } from '../clock.js';
-import { GatewayError } from '../errors.js';
+import type { Clock } from '../core/clock.js';
+import { GatewayError } from '../core/errors.js';
 
 /**
  * Projected ServiceAccount tokens (callers[].serviceAccount), verified offline with `jose`

@@ -2,7 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer, type ServerOptions } from 'node:https';
 import { createSecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import type { RequestListener } from 'node:http';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../observability/logger.js';
 
 /**
  * A listener served over TLS (listen.tls.{proxy,admin,ingress}): TLS 1.2 or newer, its

@@ -1,5 +1,5 @@
 import { errors as undiciErrors, util as undiciUtil, type Dispatcher } from 'undici';
-import { GatewayError } from '../errors.js';
+import { GatewayError } from '../core/errors.js';
 import { DeadlineSweeper } from './deadlines.js';
 import { createUpstreamDispatcher, type UpstreamTransport } from './upstream-transport.js';
 

@@ -2,7 +2,7 @@ import test, { type ExecutionContext } from 'ava';
 import { copyFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
-import { ManualClock, type Clock } from '../../src/clock.js';
+import { ManualClock, type Clock } from '../../src/core/clock.js';
 import { startKeetaSim, type KeetaSim } from '../../src/sim/index.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { importPair, KEETA_APP_ID, KEETA_SECRET } from '../helpers/keeta-setup.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, summarizeConfig } from '../../../src/config/load.js';
 import { restartUnit } from '../../../src/reload/config-diff.js';
-import { ConfigError } from '../../../src/errors.js';
+import { ConfigError } from '../../../src/core/errors.js';
 
 /** The trust-boundary keys: listen.tls, auth.kubernetes, caller identities, upstream tls/egressProxy/insecure. */
 

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { ManualClock } from '../../../src/clock.js';
+import { ManualClock } from '../../../src/core/clock.js';
 import { createJwksSource, urlJwksReader } from '../../../src/edge/jwks.js';
 import { createServiceAccountVerifier, looksLikeJwt } from '../../../src/edge/service-accounts.js';
 import { captureLogs } from '../../helpers/log-capture.js';

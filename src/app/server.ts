@@ -1,8 +1,8 @@
 import { createServer, type RequestListener, type Server, type ServerOptions } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { App } from './app.js';
-import { flushLogger } from './logger.js';
-import { createTlsListener, type TlsFiles } from './edge/tls-listener.js';
+import { flushLogger } from '../observability/logger.js';
+import { createTlsListener, type TlsFiles } from '../edge/tls-listener.js';
 
 export interface Listening {
   proxyUrl: string;
