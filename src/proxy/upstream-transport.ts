@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Pool, ProxyAgent, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/schema.js';
-import { splitBaseUrl } from './upstream.js';
 
 /**
  * How the forwarder reaches one upstream origin (upstreams.*.tls, upstreams.*.egressProxy):
@@ -29,7 +28,7 @@ export function upstreamTransports(upstreams: Readonly<Record<string, UpstreamCo
       ...(u.tls?.serverName && { servername: u.tls.serverName }),
       ...(u.egressProxy && { egressProxy: u.egressProxy }),
     };
-    if (Object.keys(t).length > 0) out.set(splitBaseUrl(u.baseUrl).origin, t);
+    if (Object.keys(t).length > 0) out.set(new URL(u.baseUrl).origin, t);
   }
   return out;
 }
