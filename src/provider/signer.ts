@@ -71,11 +71,11 @@ export function signRequest(recipe: Recipe, input: SignInput): SignedRequest {
   const put = recipe.sign.put;
   const value = (v: ValueSource) => sourceValue(v, input);
 
-  const owned = (place: 'query' | 'form' | 'json', extra: readonly string[]) => {
-    const s = new Set([...Object.keys(set[place] ?? {}), ...extra]);
-    if (put[place] !== undefined) s.add(put[place]!);
-    return s;
-  };
+  // A name the gateway sets (or signs with) in any parameter place is its own in every place:
+  // a caller's copy in the query, the form or the JSON body is dropped, never signed.
+  const gatewayNames = [...Object.keys(set.query ?? {}), ...Object.keys(set.form ?? {}), ...Object.keys(set.json ?? {})];
+  for (const k of [put.query, put.form, put.json]) if (k !== undefined) gatewayNames.push(k);
+  const owned = (_place: 'query' | 'form' | 'json', extra: readonly string[]) => new Set([...gatewayNames, ...extra]);
 
   // Query: the caller's (less what the gateway owns), then the gateway's.
   const queryOwned = owned('query', recipe.remove.query);
