@@ -92,7 +92,13 @@ export function createAdminApp(deps: AdminAppDeps): Koa {
     ctx.body = tokenAdmin.list();
   });
   router.put('/admin/upstreams/:u/merchants/:m/token', async (ctx) => {
-    await tokenAdmin.importPair(ctx.params.u!, ctx.params.m!, await body(ctx));
+    const { expiresAt, expired } = await tokenAdmin.importPair(ctx.params.u!, ctx.params.m!, await body(ctx));
+    if (expired) {
+      // Keeta's refresh token expires with its access token: this pair cannot be renewed.
+      const warning = `the imported pair expired at ${new Date(expiresAt).toISOString()}, and its refresh token with it: the merchant must authorize again`;
+      log.warn({ upstream: ctx.params.u, merchant: ctx.params.m, expiresAt: new Date(expiresAt).toISOString() }, warning);
+      ctx.set('Warning', `299 countersign "${warning}"`);
+    }
     ctx.status = 204;
   });
   router.put('/admin/upstreams/:u/merchants/:m/shops', async (ctx) => {

@@ -68,8 +68,12 @@ export class TokenAdmin {
     }
   }
 
-  /** PUT …/merchants/{m}/token: import a Keeta pair. */
-  async importPair(upstream: string, merchant: string, rawBody: Buffer): Promise<void> {
+  /**
+   * PUT …/merchants/{m}/token: import a Keeta pair. Returns when the pair expires and whether it
+   * already has: an expired pair is stored all the same (it is what the operator has), but its
+   * refresh token expires with it, so the merchant has to authorize again.
+   */
+  async importPair(upstream: string, merchant: string, rawBody: Buffer): Promise<{ expiresAt: number; expired: boolean }> {
     const u = this.keeta(upstream);
     checkMerchantId(merchant);
     const body = parseObject(rawBody);
@@ -94,6 +98,7 @@ export class TokenAdmin {
     };
     await this.write(record, `a newer pair for merchant "${merchant}" is already stored; nothing was changed`);
     u.tokens.forget(merchant);
+    return { expiresAt: record.expiresAt, expired: record.expiresAt <= this.clock.now() };
   }
 
   /** PUT …/merchants/{m}/shops */

@@ -393,7 +393,7 @@ export class TokenService {
       if (attempted && !(err instanceof GatewayError && err.code === 'STORE_UNAVAILABLE')) {
         o.metrics.tokenRefreshes.inc({ upstream: this.upstream, trigger, result: 'failure' });
       }
-      throw this.#recordFailure(key, merchant, trigger, err, attempted);
+      throw this.#recordFailure(key, merchant, trigger, err, attempted, before);
     }
   }
 
@@ -416,7 +416,7 @@ export class TokenService {
       next = await o.source.obtain(merchant, before);
     } catch (err) {
       o.metrics.tokenRefreshes.inc({ upstream: this.upstream, trigger, result: 'failure' });
-      throw this.#recordFailure(key, merchant, trigger, err, true);
+      throw this.#recordFailure(key, merchant, trigger, err, true, before);
     }
     o.metrics.tokenRefreshes.inc({ upstream: this.upstream, trigger, result: 'success' });
     this.#clearState(key);
@@ -435,7 +435,7 @@ export class TokenService {
     const valid = before !== undefined && o.clock.now() < before.expiresAt;
     o.log.warn(
       { ...logFields(this.upstream, merchant), trigger, currentTokenValid: valid, err: describe(cause) },
-      'token store unreachable: no refresh without the cross-replica lock; the current token stays in use',
+      `token store unreachable: no refresh without the cross-replica lock; ${afterFailedRenewal(before, o.clock.now())}`,
     );
   }
 
@@ -529,7 +529,7 @@ export class TokenService {
     }
   }
 
-  #recordFailure(key: string, merchant: string, trigger: RefreshTrigger, err: unknown, attempted: boolean): GatewayError {
+  #recordFailure(key: string, merchant: string, trigger: RefreshTrigger, err: unknown, attempted: boolean, before: TokenRecord | undefined): GatewayError {
     const o = this.#o;
     const now = o.clock.now();
     const gw = err instanceof GatewayError ? err : err instanceof StoreError ? storeUnavailable(err) : undefined;
@@ -546,9 +546,20 @@ export class TokenService {
     const backoff = Math.min(o.maxBackoffMs, base * 2 ** (failures - 1));
     const message = describe(err);
     this.#failures.set(key, { failures, failedAt: now, nextAttemptAt: now + backoff, message });
-    o.log.warn({ ...logFields(this.upstream, merchant), trigger, failures, retryInMs: backoff, err: message }, 'token renewal failed; the current token stays in use');
+    o.log.warn({ ...logFields(this.upstream, merchant), trigger, failures, retryInMs: backoff, err: message }, afterFailedRenewal(before, now));
     return gw ?? tokenUnavailable(`cannot renew the ${this.upstream} token: ${message}`, backoff, err);
   }
+}
+
+/** What a failed renewal leaves the merchant with, for the log line that reports it. */
+function afterFailedRenewal(current: TokenRecord | undefined, now: number): string {
+  if (current !== undefined && now < current.expiresAt) {
+    return `token renewal failed; the current token stays in use until it expires at ${new Date(current.expiresAt).toISOString()}`;
+  }
+  if (current !== undefined) {
+    return `token renewal failed and the current token expired at ${new Date(current.expiresAt).toISOString()}; requests for this merchant are refused with TOKEN_UNAVAILABLE until a renewal succeeds`;
+  }
+  return 'token renewal failed and there is no current token; requests are refused with TOKEN_UNAVAILABLE until a renewal succeeds';
 }
 
 /** The upstream refused to issue a token; message is safe to show (no token in it). */

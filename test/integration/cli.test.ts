@@ -169,6 +169,11 @@ test('sign for Keeta prints the exact pre-hash with <appSecret> and <accessToken
   const bad = await runCli(['sign', '--config', file, '--upstream', 'keeta', '--path', '/x', '--body', '{"a":']);
   t.is(bad.code, 2);
   t.regex(bad.stderr, /--body is not valid JSON/);
+
+  // A path without its leading slash is named as such, with the fix.
+  const slashless = await runCli(['sign', '--config', file, '--upstream', 'keeta', '--path', 'order/get', '--body', '{}']);
+  t.is(slashless.code, 2);
+  t.regex(slashless.stderr, /--path must start with "\/" \(the path below baseUrl\): did you mean --path \/order\/get\?/);
 });
 
 test('serve on a port already in use logs one clear line naming the address and exits 1, before touching the store', async (t) => {
