@@ -152,8 +152,7 @@ const upstream = z
   .superRefine((u, ctx) => {
     if (u.type === 'keeta' || u.type === 'keysecure') return;
     for (const p of recipeUpstreamProblems(u)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: p.path, message: p.message });
-  })
-  .transform((u) => (u.type === 'keeta' || u.type === 'keysecure' ? u : toRecipeUpstream(u)));
+  });
 
 const UPSTREAM_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
@@ -289,7 +288,13 @@ export const configSchema = z
     if (!isLoopbackHost(adminHost) && !cfg.admin.token) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['admin', 'token'], message: `required when the admin listener is not on loopback (listen.admin is ${cfg.listen.admin})` });
     }
-  });
+  })
+  // Recipe upstreams take their common shape last: a transform inside would stop the checks above
+  // from running whenever any upstream has a problem.
+  .transform((cfg) => ({
+    ...cfg,
+    upstreams: Object.fromEntries(Object.entries(cfg.upstreams).map(([n, u]) => [n, u.type === 'keeta' || u.type === 'keysecure' ? u : toRecipeUpstream(u)])),
+  }));
 
 export function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '');
