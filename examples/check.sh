@@ -12,8 +12,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-cli=("$root/node_modules/.bin/tsx" "$root/src/cli.ts")
-[ -f "$root/dist/cli.js" ] && cli=(node "$root/dist/cli.js")
+cli=("$root/node_modules/.bin/tsx" "$root/src/cli/main.ts")
+[ -f "$root/dist/cli/main.js" ] && cli=(node "$root/dist/cli/main.js")
 cd "$here"
 configs=("$@")
 ((${#configs[@]})) || configs=(*.yaml)

@@ -4,8 +4,8 @@ import Koa from 'koa';
 import type { Registry } from 'prom-client';
 import { requestIdFrom } from '../edge/ids.js';
 import { readBody } from '../edge/read-body.js';
-import { GatewayError, isGatewayError } from '../errors.js';
-import type { Logger } from '../logger.js';
+import { GatewayError, isGatewayError } from '../core/errors.js';
+import type { Logger } from '../observability/logger.js';
 import type { TokenAdmin } from './token-admin.js';
 
 export interface Readiness {

@@ -1,6 +1,6 @@
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import { isMerchantId, MERCHANT_ID_RULE } from '../edge/ids.js';
-import { GatewayError } from '../errors.js';
+import { GatewayError } from '../core/errors.js';
 import { getField, JsonSyntaxError, parseJsonText, type JsonNode, type JsonObjectNode } from '../keeta/json-text.js';
 import type { TokenCache } from '../tokens/token-cache.js';
 import type { TokenService } from '../tokens/token-service.js';

@@ -1,5 +1,5 @@
 import type { RecipeUpstreamConfig } from '../config/schema.js';
-import { isGatewayError } from '../errors.js';
+import { isGatewayError } from '../core/errors.js';
 import { recipeTouchesJson, splitRequest } from '../provider/request-parts.js';
 import { signRequest } from '../provider/signer.js';
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../core/errors.js';
 import { formatDuration } from './duration.js';
 import { type Env, formatPath, interpolateEnv, resolveSecretFiles } from './resolve.js';
 import { inlineRecipeFiles } from './recipe-files.js';

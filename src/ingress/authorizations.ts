@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import type { OAuthConfig } from '../config/ingress-schema.js';
-import type { Logger } from '../logger.js';
-import type { AuthorizationResult, AuthorizationVia, Metrics } from '../metrics.js';
+import type { Logger } from '../observability/logger.js';
+import type { AuthorizationResult, AuthorizationVia, Metrics } from '../observability/metrics.js';
 import { claimOnce, doneValue } from './claims.js';
 import { KeetaRefusal, type KeetaMerchants } from './keeta-merchants.js';
 import type { IngressStore } from './state-store.js';

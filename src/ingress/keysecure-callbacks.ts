@@ -1,9 +1,9 @@
 import { performance } from 'node:perf_hooks';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import type { CallbacksConfig } from '../config/ingress-schema.js';
 import { getField, JsonSyntaxError, parseJsonText, type JsonObjectNode } from '../keeta/json-text.js';
-import type { Logger } from '../logger.js';
-import type { InboundResult, Metrics } from '../metrics.js';
+import type { Logger } from '../observability/logger.js';
+import type { InboundResult, Metrics } from '../observability/metrics.js';
 import { decodeUtf8 } from '../proxy/upstream.js';
 import { callbackSignatureMatches, callbackSignText } from './callback-signature.js';
 import { claimOnce } from './claims.js';

@@ -1,7 +1,7 @@
 import type { KeySecureUpstreamConfig } from '../config/schema.js';
 import { forwardableRequestHeaders } from '../edge/headers.js';
-import { GatewayError } from '../errors.js';
-import type { Logger } from '../logger.js';
+import { GatewayError } from '../core/errors.js';
+import type { Logger } from '../observability/logger.js';
 import { classifyKeySecure, keySecureCodeLabel, readEnvelope } from '../proxy/classify.js';
 import { decodeUtf8, headerValue, splitBaseUrl, type Exchange, type UpstreamHandler } from '../proxy/upstream.js';
 import type { TokenService } from '../tokens/token-service.js';

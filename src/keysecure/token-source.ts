@@ -1,4 +1,4 @@
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import type { KeySecureUpstreamConfig } from '../config/schema.js';
 import type { Forwarder, UpstreamResponse } from '../proxy/forwarder.js';
 import { headerValue, splitBaseUrl } from '../proxy/upstream.js';

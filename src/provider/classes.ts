@@ -1,4 +1,4 @@
-import type { RequestClass } from '../metrics.js';
+import type { RequestClass } from '../observability/metrics.js';
 import type { Recipe } from './recipe-schema.js';
 import { pick } from './steps.js';
 

@@ -1,8 +1,8 @@
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import type { RecipeUpstreamConfig } from '../config/schema.js';
 import { forwardableRequestHeaders } from '../edge/headers.js';
 import { isMerchantId, MERCHANT_ID_RULE } from '../edge/ids.js';
-import { GatewayError } from '../errors.js';
+import { GatewayError } from '../core/errors.js';
 import { getField } from '../keeta/json-text.js';
 import type { UpstreamClock } from '../keysecure/upstream-clock.js';
 import type { UpstreamRequest } from '../proxy/forwarder.js';

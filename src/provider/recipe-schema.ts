@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from '../config/duration.js';
-import { CLASSES } from '../metrics.js';
+import { CLASSES } from '../observability/metrics.js';
 
 /**
  * The recipe language (docs/recipes.md): how one signed merchant platform is called, written

@@ -1,4 +1,4 @@
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import type { RecipeUpstreamConfig } from '../config/schema.js';
 import type { UpstreamClock } from '../keysecure/upstream-clock.js';
 import type { Forwarder, UpstreamResponse } from '../proxy/forwarder.js';

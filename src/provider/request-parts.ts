@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { GatewayError } from '../errors.js';
+import { GatewayError } from '../core/errors.js';
 import { JsonSyntaxError, parseJsonText, type JsonObjectNode } from '../keeta/json-text.js';
 import { decodeUtf8, headerValue } from '../proxy/upstream.js';
 import type { Recipe } from './recipe-schema.js';

@@ -1,5 +1,5 @@
-import type { Logger } from '../logger.js';
-import type { Metrics } from '../metrics.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import { createStore, type StoreConfig } from './create-store.js';
 import { monitorStore } from './monitored-store.js';
 import { TokenCache } from './token-cache.js';

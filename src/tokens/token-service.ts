@@ -1,7 +1,7 @@
-import type { Clock } from '../clock.js';
-import { GatewayError } from '../errors.js';
-import type { Logger } from '../logger.js';
-import type { Metrics, RefreshTrigger, TokenSnapshot, TokenState } from '../metrics.js';
+import type { Clock } from '../core/clock.js';
+import { GatewayError } from '../core/errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics, RefreshTrigger, TokenSnapshot, TokenState } from '../observability/metrics.js';
 import { TokenCache } from './token-cache.js';
 import { KEYSECURE_MERCHANT, StoreError, type HeldLock, type TokenRecord, type TokenStore } from './types.js';
 

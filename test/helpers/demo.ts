@@ -22,7 +22,7 @@ export interface RunningDemo {
  */
 export async function startDemo(t: ExecutionContext, env: NodeJS.ProcessEnv = process.env, opts: { dir?: string; ports?: Record<'PORT' | 'ADMIN_PORT' | 'INGRESS_PORT', string> } = {}): Promise<RunningDemo> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'cs-demo-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/demo.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/demo.ts'], {
     cwd: ROOT,
     env: { ...env, PORT: '0', ADMIN_PORT: '0', INGRESS_PORT: '0', ...opts.ports, COUNTERSIGN_DEMO_DIR: dir, NODE_OPTIONS: '' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -201,7 +201,7 @@ test('serve on a port already in use logs one clear line naming the address and 
 });
 
 test('the built CLI is executable (npm run build marks it), so npx countersign and the bin link can run it', (t) => {
-  const mode = statSync(join(ROOT, 'dist/cli.js')).mode;
-  t.true((mode & 0o111) === 0o111, `dist/cli.js mode ${(mode & 0o777).toString(8)}`);
-  t.true(readFileSync(join(ROOT, 'dist/cli.js'), 'utf8').startsWith('#!/usr/bin/env node'), 'it starts with a node shebang');
+  const mode = statSync(join(ROOT, 'dist/cli/main.js')).mode;
+  t.true((mode & 0o111) === 0o111, `dist/cli/main.js mode ${(mode & 0o777).toString(8)}`);
+  t.true(readFileSync(join(ROOT, 'dist/cli/main.js'), 'utf8').startsWith('#!/usr/bin/env node'), 'it starts with a node shebang');
 });

@@ -69,7 +69,7 @@ test('a second npm run demo beside a running one leaves the first one intact: ta
 
   // The same ports: refused with a clear line, nothing under the directory changed.
   const second = await new Promise<{ code: number | null; out: string }>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/demo.ts'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/demo.ts'], {
       cwd: ROOT,
       env: { ...process.env, PORT: port(first.proxy), ADMIN_PORT: port(first.admin), INGRESS_PORT: '0', COUNTERSIGN_DEMO_DIR: first.dir, NODE_OPTIONS: '' },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatDuration, parseDuration } from '../../../src/config/duration.js';
 import { parseConfig, summarizeConfig } from '../../../src/config/load.js';
-import { ConfigError } from '../../../src/errors.js';
+import { ConfigError } from '../../../src/core/errors.js';
 import { createCallerAuthenticator } from '../../../src/edge/callers.js';
 
 const VALID = `

@@ -10,11 +10,11 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { buildApp } from './app.js';
-import { loadConfig } from './config/load.js';
-import { createLogger } from './logger.js';
-import { listenApp } from './server.js';
-import { DEFAULT_CALLBACK_APP_ID, DEMO_ACCOUNTS, SIM_DEFAULTS, startKeetaSim, startKeySecureSim } from './sim/index.js';
+import { buildApp } from '../app/app.js';
+import { loadConfig } from '../config/load.js';
+import { createLogger } from '../observability/logger.js';
+import { listenApp } from '../app/server.js';
+import { DEFAULT_CALLBACK_APP_ID, DEMO_ACCOUNTS, SIM_DEFAULTS, startKeetaSim, startKeySecureSim } from '../sim/index.js';
 
 let DIR = resolve(process.env.COUNTERSIGN_DEMO_DIR ?? '.demo');
 /** Set when the directory is this run's own (another demo holds the usual one): removed at exit. */

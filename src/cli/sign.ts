@@ -1,10 +1,10 @@
-import { signRecipeCommand } from './cli/sign-recipe.js';
-import type { Config } from './config/load.js';
-import { isRecipeUpstream } from './config/schema.js';
-import { JsonSyntaxError, parseJsonText } from './keeta/json-text.js';
-import { signKeetaRequest } from './keeta/signer.js';
-import { createStore } from './tokens/create-store.js';
-import { FileStore } from './tokens/file-store.js';
+import { signRecipeCommand } from './sign-recipe.js';
+import type { Config } from '../config/load.js';
+import { isRecipeUpstream } from '../config/schema.js';
+import { JsonSyntaxError, parseJsonText } from '../keeta/json-text.js';
+import { signKeetaRequest } from '../keeta/signer.js';
+import { createStore } from '../tokens/create-store.js';
+import { FileStore } from '../tokens/file-store.js';
 
 export interface SignArgs {
   upstream?: string | undefined;

@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { buildApp } from './app.js';
-import { loadConfig, summarizeConfig, type Config } from './config/load.js';
-import { ConfigError } from './errors.js';
-import { jsonSyntaxMessage, signCommand } from './sign-command.js';
-import { createLogger } from './logger.js';
-import { listenApp, ListenError } from './server.js';
-import { startAutoReload } from './reload/auto-reload.js';
+import { buildApp } from '../app/app.js';
+import { loadConfig, summarizeConfig, type Config } from '../config/load.js';
+import { ConfigError } from '../core/errors.js';
+import { jsonSyntaxMessage, signCommand } from './sign.js';
+import { createLogger } from '../observability/logger.js';
+import { listenApp, ListenError } from '../app/server.js';
+import { startAutoReload } from '../reload/auto-reload.js';
 
 const USAGE = `usage:
   countersign [serve] --config FILE            run the gateway (COUNTERSIGN_CONFIG may name the file)
@@ -20,7 +20,7 @@ export async function main(argv: string[]): Promise<number> {
   const command = argv[0] && !argv[0].startsWith('-') ? argv[0] : 'serve';
   const rest = argv[0] === command ? argv.slice(1) : argv;
   if (command === 'sim') {
-    const { runSimCli, SimUsageError } = await import('./sim/index.js');
+    const { runSimCli, SimUsageError } = await import('../sim/index.js');
     try {
       await runSimCli(rest);
       return 0;
