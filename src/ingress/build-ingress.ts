@@ -101,6 +101,7 @@ export function buildIngress(deps: {
       }
     },
     async close() {
+      for (const u of upstreams.values()) u.webhooks?.close();
       await deliverer.close();
       await store.close();
     },
