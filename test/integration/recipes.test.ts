@@ -248,3 +248,63 @@ ${MADE_UP.split('\n').map((l) => '      ' + l).join('\n')}
     await up.close();
   }
 });
+
+test('an app-token recipe: the token is obtained from the app credential, and a timestamp rejection corrects the clock from Date and retries once', async (t) => {
+  const up = await startRecordingUpstream();
+  const ahead = 3_600_000;
+  let tokenCalls = 0;
+  let rejected = 0;
+  up.respond((req) => {
+    const url = new URL(req.url, 'http://x');
+    const upstreamNow = Date.now() + ahead;
+    const date = new Date(upstreamNow).toUTCString();
+    if (url.pathname === '/app/token') {
+      tokenCalls++;
+      if (url.searchParams.get('client') !== 'app-7' || url.searchParams.get('pass') !== 'app-pass-0123456789') return { body: '{"rc":"denied"}' };
+      return { headers: { date }, body: JSON.stringify({ rc: '0', token: `app-token-${tokenCalls}`, ttl: 7200 }) };
+    }
+    const ts = Number(url.searchParams.get('t'));
+    if (Math.abs(ts - upstreamNow / 1000) > 5) {
+      rejected++;
+      return { headers: { date }, body: '{"rc":"bad_time"}' };
+    }
+    return { headers: { date }, body: `{"rc":"0","auth":${JSON.stringify(req.headers['authorization-token'] ?? null)}}` };
+  });
+  const gw = await startGateway(`
+upstreams:
+  ap:
+    type: signed
+    baseUrl: ${up.url}/app
+    app: {client: app-7, pass: app-pass-0123456789}
+    recipe:
+      app: [client, pass]
+      secrets: [pass]
+      set:
+        query: {client: {app: client}, t: {time: s}}
+        headers: {authorization-token: {token: access}}
+      sign: {string: [secret, path, {params: {}}], algorithm: sha256, secret: pass, encoding: hex, put: {query: sig}}
+      tokens:
+        model: app
+        refreshBefore: 5m
+        request: {method: GET, path: /token, params: {client: {app: client}, pass: {app: pass}}}
+        answer: {code: rc, success: ["0"], accessToken: token, expires: {field: ttl, unit: s, is: relative}}
+      answers: {code: rc, success: ["0"], timestampRejected: [bad_time]}
+`);
+  try {
+    const res = await fetch(`${gw.proxyUrl}/ap/items?q=1`);
+    const text = await res.text();
+    t.is(res.status, 200, text);
+    t.is(JSON.parse(text).auth, 'app-token-1');
+    t.is(tokenCalls, 1);
+    t.is(rejected, 1, 'one rejection, then the corrected clock is used');
+    t.is(await gw.metric('countersign_retries_total', { upstream: 'ap', reason: 'clock_skew' }), 1);
+    t.is(await gw.metric('countersign_requests_total', { upstream: 'ap', class: 'success' }), 1);
+    const offset = await gw.metric('countersign_clock_offset_seconds', { upstream: 'ap' });
+    t.true(Math.abs(offset - ahead / 1000) < 5, `offset ${offset}`);
+    // The token endpoint is the proxy's own.
+    t.is((await fetch(`${gw.proxyUrl}/ap/token`)).status, 403);
+  } finally {
+    await gw.close();
+    await up.close();
+  }
+});
