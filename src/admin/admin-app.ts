@@ -56,6 +56,24 @@ export function createAdminApp(deps: AdminAppDeps): Koa {
     }
   });
 
+  // Every request under /admin, whatever its method (OPTIONS included) and whether or not a
+  // route matches: nothing under /admin answers without the token, not even its Allow list.
+  app.use(async function adminAuth(ctx, next) {
+    if (ctx.path !== '/admin' && !ctx.path.startsWith('/admin/')) return next();
+    const token = adminToken();
+    if (token) {
+      const tokenDigest = digestOf(token);
+      const m = /^Bearer[ ]+(\S+)\s*$/i.exec(ctx.get('authorization'));
+      const presented = createHash('sha256').update(m?.[1] ?? '').digest();
+      if (!m || !timingSafeEqual(presented, tokenDigest)) {
+        throw new GatewayError('ADMIN_UNAUTHENTICATED', 'send Authorization: Bearer <admin token>', {
+          headers: { 'WWW-Authenticate': 'Bearer realm="countersign-admin"' },
+        });
+      }
+    }
+    await next();
+  });
+
   router.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
   });
@@ -69,21 +87,6 @@ export function createAdminApp(deps: AdminAppDeps): Koa {
   router.get('/metrics', async (ctx) => {
     ctx.type = registry.contentType;
     ctx.body = await registry.metrics();
-  });
-
-  router.use('/admin', async function adminAuth(ctx, next) {
-    const token = adminToken();
-    if (token) {
-      const tokenDigest = digestOf(token);
-      const m = /^Bearer[ ]+(\S+)\s*$/i.exec(ctx.get('authorization'));
-      const presented = createHash('sha256').update(m?.[1] ?? '').digest();
-      if (!m || !timingSafeEqual(presented, tokenDigest)) {
-        throw new GatewayError('ADMIN_UNAUTHENTICATED', 'send Authorization: Bearer <admin token>', {
-          headers: { 'WWW-Authenticate': 'Bearer realm="countersign-admin"' },
-        });
-      }
-    }
-    await next();
   });
 
   const body = (ctx: Koa.Context) => readBody(ctx.req, ADMIN_BODY_LIMIT);

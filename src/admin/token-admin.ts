@@ -1,6 +1,7 @@
 import type { Clock } from '../core/clock.js';
 import { isMerchantId, MERCHANT_ID_RULE } from '../edge/ids.js';
 import { GatewayError } from '../core/errors.js';
+import { decodeUtf8 } from '../proxy/upstream.js';
 import { getField, JsonSyntaxError, parseJsonText, type JsonNode, type JsonObjectNode } from '../keeta/json-text.js';
 import type { TokenCache } from '../tokens/token-cache.js';
 import type { TokenService } from '../tokens/token-service.js';
@@ -8,8 +9,16 @@ import { KEYSECURE_MERCHANT, type TokenRecord, type TokenStore } from '../tokens
 
 export interface AdminUpstream {
   name: string;
-  type: 'keeta' | 'keysecure';
+  /** keeta, keysecure, or a recipe upstream's type. */
+  type: string;
   tokens: TokenService;
+  /** Recipe upstreams: their token model (merchant tokens are imported and listed like Keeta's). */
+  tokenModel?: 'none' | 'app' | 'merchant';
+}
+
+/** Whether an upstream has merchants with imported pairs (Keeta, or a recipe with merchant tokens). */
+function hasMerchants(u: AdminUpstream): boolean {
+  return u.type === 'keeta' || u.tokenModel === 'merchant';
 }
 
 /**
@@ -41,7 +50,7 @@ export class TokenAdmin {
    * for every merchant.
    */
   private describe(u: AdminUpstream, rec: TokenRecord, now: number) {
-    const merchant = u.type === 'keysecure' ? null : rec.merchant;
+    const merchant = hasMerchants(u) ? rec.merchant : null;
     try {
       const failure = u.tokens.lastFailure(rec.merchant);
       return {
@@ -69,8 +78,8 @@ export class TokenAdmin {
     const u = this.keeta(upstream);
     checkMerchantId(merchant);
     const body = parseObject(rawBody);
-    const accessToken = requireString(body, 'accessToken');
-    const refreshToken = requireString(body, 'refreshToken');
+    const accessToken = requireToken(body, 'accessToken');
+    const refreshToken = requireToken(body, 'refreshToken');
     const expiresIn = requireIntIn(body, 'expiresIn', 1, MAX_EXPIRES_IN_SEC, 'seconds, at most 10 years');
     const issuedAtTime = requireIntIn(body, 'issuedAtTime', MIN_ISSUED_AT_MS, this.clock.now() + MAX_ISSUED_AHEAD_MS, 'Unix milliseconds, not before 2015 and not more than a day ahead');
     const shopNode = getField(body, 'shopIds');
@@ -130,15 +139,16 @@ export class TokenAdmin {
   async refresh(upstream: string, merchant?: string): Promise<{ expiresAt: string }> {
     const u = this.upstreams.get(upstream);
     if (!u) throw new GatewayError('NOT_FOUND', `no upstream "${upstream}"`);
-    if (u.type === 'keeta' && merchant === undefined) {
-      throw new GatewayError('BAD_REQUEST', `${upstream} is a Keeta upstream: refresh one merchant with POST /admin/upstreams/${upstream}/merchants/{merchant}/refresh`);
+    if (hasMerchants(u) && merchant === undefined) {
+      throw new GatewayError('BAD_REQUEST', `${upstream} is a ${u.type === 'keeta' ? 'Keeta' : u.type} upstream: refresh one merchant with POST /admin/upstreams/${upstream}/merchants/{merchant}/refresh`);
     }
-    if (u.type === 'keysecure' && merchant !== undefined) {
-      throw new GatewayError('BAD_REQUEST', `${upstream} is a KeySecure upstream with one token: POST /admin/upstreams/${upstream}/refresh`);
+    if (u.tokenModel === 'none') throw new GatewayError('BAD_REQUEST', `${upstream} has no tokens`);
+    if (!hasMerchants(u) && merchant !== undefined) {
+      throw new GatewayError('BAD_REQUEST', `${upstream} is a ${u.type === 'keysecure' ? 'KeySecure' : u.type} upstream with one token: POST /admin/upstreams/${upstream}/refresh`);
     }
     if (merchant !== undefined) checkMerchantId(merchant);
     const m = merchant ?? KEYSECURE_MERCHANT;
-    if (u.type === 'keeta' && !this.cache.get(u.name, m) && !(await this.storeGet(u.name, m))) {
+    if (hasMerchants(u) && !this.cache.get(u.name, m) && !(await this.storeGet(u.name, m))) {
       throw new GatewayError('NOT_FOUND', `no merchant "${m}" of ${u.name}`);
     }
     const rec = await u.tokens.refresh(m, 'admin');
@@ -152,6 +162,7 @@ export class TokenAdmin {
     try {
       await this.store.delete(u.name, merchant);
     } catch (err) {
+      if (err instanceof GatewayError) throw err;
       throw new GatewayError('STORE_UNAVAILABLE', 'the token store cannot be reached; nothing was deleted', { cause: err });
     }
     this.cache.delete(u.name, merchant);
@@ -161,7 +172,7 @@ export class TokenAdmin {
   private keeta(upstream: string): AdminUpstream {
     const u = this.upstreams.get(upstream);
     if (!u) throw new GatewayError('NOT_FOUND', `no upstream "${upstream}"`);
-    if (u.type !== 'keeta') throw new GatewayError('BAD_REQUEST', `${upstream} is a ${u.type} upstream; merchants belong to Keeta upstreams`);
+    if (!hasMerchants(u)) throw new GatewayError('BAD_REQUEST', `${upstream} is a ${u.type} upstream; merchants belong to Keeta upstreams and recipes with merchant tokens`);
     return u;
   }
 
@@ -178,6 +189,7 @@ export class TokenAdmin {
     try {
       return await this.store.get(upstream, merchant);
     } catch (err) {
+      if (err instanceof GatewayError) throw err;
       throw new GatewayError('STORE_UNAVAILABLE', 'the token store cannot be reached', { cause: err });
     }
   }
@@ -187,6 +199,7 @@ export class TokenAdmin {
     try {
       result = await this.store.put(record);
     } catch (err) {
+      if (err instanceof GatewayError) throw err;
       throw new GatewayError('STORE_UNAVAILABLE', 'the token store cannot be reached; nothing was changed', { cause: err });
     }
     if (result === 'stale') throw new GatewayError('CONFLICT', staleMessage);
@@ -210,9 +223,12 @@ function isoTime(ms: number): string {
 }
 
 function parseObject(raw: Buffer): JsonObjectNode {
+  // Never silently replaced: a token with a byte turned into U+FFFD is another token.
+  const text = decodeUtf8(raw);
+  if (text === undefined) throw new GatewayError('BAD_JSON', 'the body is not valid UTF-8');
   let node: JsonNode;
   try {
-    node = parseJsonText(raw.toString('utf8'));
+    node = parseJsonText(text);
   } catch (err) {
     if (err instanceof JsonSyntaxError) throw new GatewayError('BAD_JSON', `the body is not valid JSON: ${err.message}`);
     throw err;
@@ -221,9 +237,17 @@ function parseObject(raw: Buffer): JsonObjectNode {
   return node;
 }
 
-function requireString(body: JsonObjectNode, key: string): string {
+/** Keeta's tokens are 32 hex digits; anything past this is a mistake, not a token. */
+export const MAX_TOKEN_CHARS = 1024;
+/** More shops than any brand has. */
+export const MAX_SHOP_IDS = 100_000;
+
+/** A token: no whitespace or control characters, at most MAX_TOKEN_CHARS. The message never repeats it. */
+function requireToken(body: JsonObjectNode, key: string): string {
   const n = getField(body, key);
   if (n?.kind !== 'string' || n.value === '') throw new GatewayError('BAD_REQUEST', `${key}: required, a non-empty string`);
+  if (n.value.length > MAX_TOKEN_CHARS) throw new GatewayError('BAD_REQUEST', `${key}: at most ${MAX_TOKEN_CHARS} characters (got ${n.value.length})`);
+  if (/[\s\p{Cc}\p{Cf}]/u.test(n.value)) throw new GatewayError('BAD_REQUEST', `${key}: no spaces, line breaks or control characters`);
   return n.value;
 }
 
@@ -239,6 +263,7 @@ function requireIntIn(body: JsonObjectNode, key: string, min: number, max: numbe
 /** shopIds are int64: kept as exact digit strings, whether sent as JSON numbers or strings. */
 function parseShopIds(node: JsonNode): string[] {
   if (node.kind !== 'array') throw new GatewayError('BAD_REQUEST', 'shopIds: expected an array of numbers');
+  if (node.items.length > MAX_SHOP_IDS) throw new GatewayError('BAD_REQUEST', `shopIds: at most ${MAX_SHOP_IDS} (got ${node.items.length})`);
   const out = new Set<string>();
   for (const item of node.items) {
     const text = item.kind === 'number' ? item.lexeme : item.kind === 'string' ? item.value : '';

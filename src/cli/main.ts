@@ -7,11 +7,12 @@ import { jsonSyntaxMessage, signCommand } from './sign.js';
 import { createLogger } from '../observability/logger.js';
 import { listenApp, ListenError } from '../app/server.js';
 import { startAutoReload } from '../reload/auto-reload.js';
+import { catchStopSignals } from './stop-signals.js';
 
 const USAGE = `usage:
   countersign [serve] --config FILE            run the gateway (COUNTERSIGN_CONFIG may name the file)
   countersign check-config --config FILE       validate the config and print a summary (exit 0 or 2)
-  countersign sign --config FILE --upstream NAME --path /order/get --body JSON [--merchant ID] [--timestamp SEC]
+  countersign sign --config FILE --upstream NAME --path /order/get[?a=b] [--body TEXT] [--merchant ID | --access-token T] [--timestamp SEC] [--method M]
                                                print the exact string that is hashed and the signature
   countersign sim keeta|keysecure [--port N]   run a local simulator of an upstream`;
 
@@ -47,6 +48,8 @@ export async function main(argv: string[]): Promise<number> {
         body: { type: 'string' },
         merchant: { type: 'string' },
         timestamp: { type: 'string' },
+        'access-token': { type: 'string' },
+        method: { type: 'string' },
       },
       strict: true,
     }).values;
@@ -76,7 +79,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     case 'sign':
       try {
-        process.stdout.write(await signCommand(config, args));
+        process.stdout.write(await signCommand(config, { ...args, accessToken: args['access-token'] }));
         return 0;
       } catch (err) {
         process.stderr.write(`${jsonSyntaxMessage(err)}\n`);
@@ -95,9 +98,13 @@ const WARM_UP_REQUESTS = 1500;
 
 async function serve(config: Config): Promise<number> {
   const log = createLogger();
+  // First of all: from here on SIGTERM/SIGINT is a clean shutdown, even while starting.
+  const signals = catchStopSignals(log);
+  // At debug level: at info a failed start still prints exactly one line (its reason).
+  log.debug({ pid: process.pid }, 'countersign starting');
   const app = buildApp({ config, logger: log, warmUpRequests: WARM_UP_REQUESTS });
   // SIGHUP, or a change to the config file or a secret file it names, reloads the config.
-  // Installed first: SIGHUP's default action would end the process.
+  // Installed before the listeners: SIGHUP's default action would end the process.
   const autoReload = startAutoReload({ file: config.source, live: app.live, log, metrics: app.metrics });
   // Bind first: a port in use is one clear line and exit 1, before the store is touched.
   let listening;
@@ -110,6 +117,7 @@ async function serve(config: Config): Promise<number> {
     return 1;
   }
   try {
+    // A stop signal during start waits for it to settle: no store open or write is cut short.
     await app.start();
   } catch (err) {
     autoReload.close();
@@ -117,28 +125,23 @@ async function serve(config: Config): Promise<number> {
     await listening.shutdown(0).catch(() => {});
     return 1;
   }
-  log.info(
-    { proxy: listening.proxyUrl, admin: listening.adminUrl, ...(listening.ingressUrl && { ingress: listening.ingressUrl }), upstreams: Object.keys(config.upstreams) },
-    'countersign listening',
-  );
-  return new Promise<number>((resolve) => {
-    const stop = (signal: string) => {
-      autoReload.close();
-      log.info({ signal }, 'shutting down: finishing in-flight requests');
-      listening.shutdown().then(
-        () => {
-          log.info('stopped');
-          resolve(0);
-        },
-        (err: unknown) => {
-          log.error({ err: (err as Error).message }, 'error during shutdown');
-          resolve(1);
-        },
-      );
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  if (signals.received === undefined) {
+    log.info(
+      { proxy: listening.proxyUrl, admin: listening.adminUrl, ...(listening.ingressUrl && { ingress: listening.ingressUrl }), upstreams: Object.keys(config.upstreams) },
+      'countersign listening',
+    );
+  }
+  const signal = await signals.next;
+  autoReload.close();
+  log.info({ signal }, 'shutting down: finishing in-flight requests');
+  try {
+    await listening.shutdown();
+    log.info('stopped');
+    return 0;
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'error during shutdown');
+    return 1;
+  }
 }
 
 main(process.argv.slice(2)).then(

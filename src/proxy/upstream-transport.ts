@@ -28,7 +28,10 @@ export function upstreamTransports(upstreams: Readonly<Record<string, UpstreamCo
       ...(u.tls?.serverName && { servername: u.tls.serverName }),
       ...(u.egressProxy && { egressProxy: u.egressProxy }),
     };
-    if (Object.keys(t).length > 0) out.set(new URL(u.baseUrl).origin, t);
+    if (Object.keys(t).length === 0) continue;
+    // A recipe's token endpoint may live on another host: its calls take the same way out.
+    const tokenBaseUrl = (u as { tokenBaseUrl?: string | undefined }).tokenBaseUrl;
+    for (const url of [u.baseUrl, tokenBaseUrl]) if (url) out.set(new URL(url).origin, t);
   }
   return out;
 }

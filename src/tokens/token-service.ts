@@ -61,6 +61,8 @@ export function tokenUnavailable(message: string, retryAfterMs: number, cause?: 
 }
 
 export function storeUnavailable(cause: unknown): GatewayError {
+  // Not open yet is not unreachable: the STARTING refusal goes out as it is.
+  if (cause instanceof GatewayError && cause.code === 'STARTING') return cause;
   return new GatewayError('STORE_UNAVAILABLE', 'the token store cannot be reached and no cached token is valid', {
     headers: { 'Retry-After': '5' },
     cause,
