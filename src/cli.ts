@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { buildApp } from './app.js';
 import { loadConfig, summarizeConfig, type Config } from './config/load.js';
+import { plaintextStoreWarning } from './config/store-encryption.js';
 import { ConfigError } from './errors.js';
 import { jsonSyntaxMessage, signCommand } from './sign-command.js';
 import { createLogger } from './logger.js';
@@ -13,6 +14,7 @@ const USAGE = `usage:
   countersign check-config --config FILE       validate the config and print a summary (exit 0 or 2)
   countersign sign --config FILE --upstream NAME --path /order/get --body JSON [--merchant ID] [--timestamp SEC]
                                                print the exact string that is hashed and the signature
+  countersign store rekey --config FILE        rewrite every token record with the first store.encryption key
   countersign sim keeta|keysecure [--port N]   run a local simulator of an upstream`;
 
 /** Exit codes: 0 fine, 1 runtime failure, 2 bad config or bad usage. */
@@ -32,6 +34,7 @@ export async function main(argv: string[]): Promise<number> {
       throw err;
     }
   }
+  if (command === 'store') return (await import('./cli/store-rekey.js')).runStoreCli(rest);
   if (command === 'help' || argv.includes('--help')) {
     process.stdout.write(`${USAGE}\n`);
     return 0;
@@ -72,6 +75,7 @@ export async function main(argv: string[]): Promise<number> {
 
   switch (command) {
     case 'check-config':
+      if (plaintextStoreWarning(config.store)) process.stderr.write(`warning: ${plaintextStoreWarning(config.store)}\n`);
       process.stdout.write(`${summarizeConfig(config)}\nconfig OK\n`);
       return 0;
     case 'sign':
@@ -109,6 +113,8 @@ async function serve(config: Config): Promise<number> {
     log.fatal({ address: err.address }, err.message);
     return 1;
   }
+  const plaintext = plaintextStoreWarning(config.store);
+  if (plaintext) log.warn(plaintext);
   try {
     await app.start();
   } catch (err) {
