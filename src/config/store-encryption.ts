@@ -22,7 +22,9 @@ const keyEntry = z
       .refine((id) => !RESERVED_IDS.has(id), 'plaintext and undecryptable name record states; choose another id'),
     keyFile: z.string({ required_error: 'required', invalid_type_error: 'expected a file path' }).min(1, 'must not be empty'),
   })
-  .strict();
+  .strict()
+  // The material is set by loadStoreKeys once the file is read.
+  .transform((k): StoreKeyEntry => k);
 
 export const storeEncryptionSchema = z
   .object({

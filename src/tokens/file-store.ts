@@ -267,6 +267,11 @@ export class FileStore implements TokenStore {
           throw err instanceof RenamedButNotSynced ? err.storeError : err;
         }
         this.#needsMigration = false;
+        const label = this.#ring.writer?.id ?? 'plaintext';
+        for (const [key, rec] of records) {
+          this.#labels.set(key, label);
+          this.#ledger?.seen(rec.upstream, rec.merchant, label);
+        }
       }
     }
     this.#records = records;
@@ -358,7 +363,6 @@ export class FileStore implements TokenStore {
         next.set(key, opened.record);
         nextHeld.delete(key);
         this.#labels.set(key, opened.label);
-        this.#ledger?.seen(h.upstream, h.merchant, opened.label);
       }
       const writer = this.#ring.writer?.id ?? 'plaintext';
       const stale = [...next.keys()].some((k) => this.#labels.get(k) !== writer);
@@ -368,6 +372,7 @@ export class FileStore implements TokenStore {
       } else {
         this.#records = next;
         this.#held = nextHeld;
+        for (const [key, rec] of next) this.#ledger?.seen(rec.upstream, rec.merchant, this.#labels.get(key) ?? 'plaintext');
       }
     }).catch(() => {
       // reported through onStatus; the next write tries again
