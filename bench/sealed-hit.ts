@@ -12,9 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { pino } from 'pino';
-import { buildApp } from '../src/app.js';
+import { buildApp } from '../src/app/app.js';
 import { parseConfig } from '../src/config/load.js';
-import { listenApp } from '../src/server.js';
+import { listenApp } from '../src/app/server.js';
 import { startKeetaSim } from '../src/sim/index.js';
 
 const REQUESTS = Number(process.argv[2] ?? 20_000);

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { loadConfig, type Config } from '../config/load.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../core/errors.js';
 import { createStore } from '../tokens/create-store.js';
 import { Keyring } from '../tokens/keyring.js';
 import { RecordLedger, UNDECRYPTABLE } from '../tokens/record-ledger.js';

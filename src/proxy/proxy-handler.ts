@@ -5,12 +5,12 @@ import type { CallerAuthenticator } from '../edge/callers.js';
 import { requestIdFrom } from '../edge/ids.js';
 import { readBody } from '../edge/read-body.js';
 import { leadingSegment, parseTargetPath } from '../edge/target-path.js';
-import { GatewayError, isGatewayError } from '../errors.js';
+import { GatewayError, isGatewayError } from '../core/errors.js';
 import type { UpstreamRateLimits } from '../limits/rate-limits.js';
-import { createAccessLog } from '../access-log.js';
-import type { Logger } from '../logger.js';
-import type { Metrics, RequestClass, RetryReason } from '../metrics.js';
-import type { UpstreamRequestMetrics } from '../metrics-hot-path.js';
+import { createAccessLog } from '../observability/access-log.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics, RequestClass, RetryReason } from '../observability/metrics.js';
+import type { UpstreamRequestMetrics } from '../observability/metrics-hot-path.js';
 import type { Forwarder, UpstreamResponse } from './forwarder.js';
 import type { UpstreamHandler, Verdict } from './upstream.js';
 

@@ -3,7 +3,7 @@ import { chmodSync } from 'node:fs';
 import { inspect } from 'node:util';
 import test from 'ava';
 import { parseConfig, summarizeConfig } from '../../../src/config/load.js';
-import { ConfigError } from '../../../src/errors.js';
+import { ConfigError } from '../../../src/core/errors.js';
 import { plaintextStoreWarning } from '../../../src/config/store-encryption.js';
 import { encryptionYaml, keyDir } from '../../helpers/store-keys.js';
 
