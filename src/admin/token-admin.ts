@@ -10,8 +10,16 @@ import { KEYSECURE_MERCHANT, UnusableRecordError, type PutOptions, type TokenRec
 
 export interface AdminUpstream {
   name: string;
-  type: 'keeta' | 'keysecure';
+  /** keeta, keysecure, or a recipe upstream's type. */
+  type: string;
   tokens: TokenService;
+  /** Recipe upstreams: their token model (merchant tokens are imported and listed like Keeta's). */
+  tokenModel?: 'none' | 'app' | 'merchant';
+}
+
+/** Whether an upstream has merchants with imported pairs (Keeta, or a recipe with merchant tokens). */
+function hasMerchants(u: AdminUpstream): boolean {
+  return u.type === 'keeta' || u.tokenModel === 'merchant';
 }
 
 /**
@@ -60,7 +68,7 @@ export class TokenAdmin {
    * for every merchant.
    */
   private describe(u: AdminUpstream, rec: TokenRecord, now: number) {
-    const merchant = u.type === 'keysecure' ? null : rec.merchant;
+    const merchant = hasMerchants(u) ? rec.merchant : null;
     try {
       const failure = u.tokens.lastFailure(rec.merchant);
       return {
@@ -150,15 +158,16 @@ export class TokenAdmin {
   async refresh(upstream: string, merchant?: string): Promise<{ expiresAt: string }> {
     const u = this.upstreams.get(upstream);
     if (!u) throw new GatewayError('NOT_FOUND', `no upstream "${upstream}"`);
-    if (u.type === 'keeta' && merchant === undefined) {
-      throw new GatewayError('BAD_REQUEST', `${upstream} is a Keeta upstream: refresh one merchant with POST /admin/upstreams/${upstream}/merchants/{merchant}/refresh`);
+    if (hasMerchants(u) && merchant === undefined) {
+      throw new GatewayError('BAD_REQUEST', `${upstream} is a ${u.type === 'keeta' ? 'Keeta' : u.type} upstream: refresh one merchant with POST /admin/upstreams/${upstream}/merchants/{merchant}/refresh`);
     }
-    if (u.type === 'keysecure' && merchant !== undefined) {
-      throw new GatewayError('BAD_REQUEST', `${upstream} is a KeySecure upstream with one token: POST /admin/upstreams/${upstream}/refresh`);
+    if (u.tokenModel === 'none') throw new GatewayError('BAD_REQUEST', `${upstream} has no tokens`);
+    if (!hasMerchants(u) && merchant !== undefined) {
+      throw new GatewayError('BAD_REQUEST', `${upstream} is a ${u.type === 'keysecure' ? 'KeySecure' : u.type} upstream with one token: POST /admin/upstreams/${upstream}/refresh`);
     }
     if (merchant !== undefined) checkMerchantId(merchant);
     const m = merchant ?? KEYSECURE_MERCHANT;
-    if (u.type === 'keeta' && !this.cache.get(u.name, m) && !(await this.storeGet(u.name, m))) {
+    if (hasMerchants(u) && !this.cache.get(u.name, m) && !(await this.storeGet(u.name, m))) {
       throw new GatewayError('NOT_FOUND', `no merchant "${m}" of ${u.name}`);
     }
     const rec = await u.tokens.refresh(m, 'admin');
@@ -182,7 +191,7 @@ export class TokenAdmin {
   private keeta(upstream: string): AdminUpstream {
     const u = this.upstreams.get(upstream);
     if (!u) throw new GatewayError('NOT_FOUND', `no upstream "${upstream}"`);
-    if (u.type !== 'keeta') throw new GatewayError('BAD_REQUEST', `${upstream} is a ${u.type} upstream; merchants belong to Keeta upstreams`);
+    if (!hasMerchants(u)) throw new GatewayError('BAD_REQUEST', `${upstream} is a ${u.type} upstream; merchants belong to Keeta upstreams and recipes with merchant tokens`);
     return u;
   }
 

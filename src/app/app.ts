@@ -25,7 +25,10 @@ import { TokenCache } from '../tokens/token-cache.js';
 import { TokenService } from '../tokens/token-service.js';
 import type { TokenStore } from '../tokens/types.js';
 import { warmUpHotPath } from './warm-up.js';
-import type { KeetaUpstreamConfig, KeySecureUpstreamConfig } from '../config/schema.js';
+import { isRecipeUpstream, type KeetaUpstreamConfig, type KeySecureUpstreamConfig, type RecipeUpstreamConfig } from '../config/schema.js';
+import { answerJudge } from '../provider/classes.js';
+import { createRecipeHandler } from '../provider/recipe-handler.js';
+import { createRecipeTokenSource } from '../provider/recipe-token-source.js';
 import { LiveConfig } from '../reload/live-config.js';
 
 export interface AppDeps {
@@ -100,7 +103,7 @@ export function buildApp(deps: AppDeps): App {
   const inbound = ingressUpstreams(config);
   const metrics = createMetrics({
     registry,
-    upstreams: Object.entries(config.upstreams).map(([name, u]) => ({ name, type: u.type })),
+    upstreams: Object.entries(config.upstreams).map(([name, u]) => (isRecipeUpstream(u) ? { name, type: u.type, classes: answerJudge(u.recipe).classes } : { name, type: u.type })),
     now: () => clock.now(),
     ingressUpstreams: inbound.pushes,
     webhookUpstreams: inbound.webhooks,
@@ -153,6 +156,16 @@ export function buildApp(deps: AppDeps): App {
       const current = () => live.current.upstreams[name] as KeetaUpstreamConfig;
       const tokens = new TokenService({ ...common, source: createKeetaTokenSource(name, current, forwarder, clock), spacingMs: cfg.refreshSpacing });
       upstreams.set(name, { name, type: 'keeta', tokens });
+    } else if (isRecipeUpstream(cfg)) {
+      const current = () => live.current.upstreams[name] as RecipeUpstreamConfig;
+      const upstreamClock = new UpstreamClock(clock, cfg.recipe.timestampMargin, (s) => metrics.clockOffset.set({ upstream: name }, s));
+      const model = cfg.recipe.tokens.model;
+      const tokens = new TokenService({
+        ...common,
+        source: createRecipeTokenSource(name, current, forwarder, clock, upstreamClock),
+        spacingMs: cfg.recipe.tokens.refreshSpacing,
+      });
+      upstreams.set(name, { name, type: cfg.type, tokens, upstreamClock, tokenModel: model });
     } else {
       const current = () => live.current.upstreams[name] as KeySecureUpstreamConfig;
       const upstreamClock = new UpstreamClock(clock, cfg.timestampMargin, (s) => metrics.clockOffset.set({ upstream: name }, s));
@@ -167,6 +180,9 @@ export function buildApp(deps: AppDeps): App {
   }
   const buildHandler = (name: string, cfg: Config['upstreams'][string]): UpstreamHandler => {
     const u = upstreams.get(name)!;
+    if (isRecipeUpstream(cfg)) {
+      return createRecipeHandler({ name, cfg, tokens: cfg.recipe.tokens.model === 'none' ? undefined : u.tokens, cache, clock, upstreamClock: u.upstreamClock!, judge: answerJudge(cfg.recipe) });
+    }
     return cfg.type === 'keeta'
       ? createKeetaHandler({ name, cfg, tokens: u.tokens, cache, clock })
       : createKeySecureHandler({ name, cfg, tokens: u.tokens, upstreamClock: u.upstreamClock!, log });

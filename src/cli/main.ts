@@ -13,7 +13,7 @@ import { catchStopSignals } from './stop-signals.js';
 const USAGE = `usage:
   countersign [serve] --config FILE            run the gateway (COUNTERSIGN_CONFIG may name the file)
   countersign check-config --config FILE       validate the config and print a summary (exit 0 or 2)
-  countersign sign --config FILE --upstream NAME --path /order/get --body JSON [--merchant ID] [--timestamp SEC]
+  countersign sign --config FILE --upstream NAME --path /order/get[?a=b] [--body TEXT] [--merchant ID | --access-token T] [--timestamp SEC] [--method M]
                                                print the exact string that is hashed and the signature
   countersign store rekey --config FILE        rewrite every token record with the first store.encryption key
   countersign sim keeta|keysecure [--port N]   run a local simulator of an upstream`;
@@ -51,6 +51,8 @@ export async function main(argv: string[]): Promise<number> {
         body: { type: 'string' },
         merchant: { type: 'string' },
         timestamp: { type: 'string' },
+        'access-token': { type: 'string' },
+        method: { type: 'string' },
       },
       strict: true,
     }).values;
@@ -81,7 +83,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     case 'sign':
       try {
-        process.stdout.write(await signCommand(config, args));
+        process.stdout.write(await signCommand(config, { ...args, accessToken: args['access-token'] }));
         return 0;
       } catch (err) {
         process.stderr.write(`${jsonSyntaxMessage(err)}\n`);

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { ConfigError } from '../core/errors.js';
 import { formatDuration } from './duration.js';
 import { type Env, formatPath, interpolateEnv, resolveSecretFiles } from './resolve.js';
+import { inlineRecipeFiles } from './recipe-files.js';
 import { configSchema, type ParsedConfig } from './schema.js';
 import { loadStoreKeys } from './store-encryption.js';
 import { describeRedisTarget } from '../tokens/redis-connection.js';
@@ -36,6 +37,7 @@ export function parseConfig(text: string, opts: { env?: Env; baseDir?: string; s
   raw = interpolateEnv(raw, env, problems);
   const files: string[] = [];
   raw = resolveSecretFiles(raw, opts.baseDir ?? process.cwd(), problems, [], files);
+  raw = inlineRecipeFiles(raw, opts.baseDir ?? process.cwd(), problems, files);
 
   // A value already reported (a missing variable, an unreadable secret file) is not reported
   // again by the schema as "required" or "expected digits": one error per problem.
@@ -116,6 +118,10 @@ export function summarizeConfig(cfg: Config): string {
           `    webhooks: ${w.url}, verify ${w.verify} [${w.recipes.join(', ')}], sourceIps ${Array.isArray(w.sourceIps) ? `[${w.sourceIps.join(', ')}]` : w.sourceIps}, ${w.deliver.length} delivery rule(s)`,
         );
       }
+    } else if (u.type !== 'keysecure') {
+      lines.push(
+        `  ${name}: ${u.type}${u.recipeFile ? ` (${u.recipeFile})` : ''} ${u.baseUrl}${u.tokenBaseUrl ? `, tokens at ${u.tokenBaseUrl}` : ''}, tokens ${u.recipe.tokens.model}, refreshBefore ${formatDuration(u.refreshBefore)}, timeout ${formatDuration(u.timeout)}`,
+      );
     } else {
       lines.push(
         `  ${name}: keysecure ${u.baseUrl}, refreshBefore ${formatDuration(u.refreshBefore)}, timeout ${formatDuration(u.timeout)}${u.timezone ? `, timezone ${u.timezone}` : ''}${u.language ? `, language ${u.language}` : ''}`,
