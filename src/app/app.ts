@@ -137,8 +137,11 @@ export function buildApp(deps: AppDeps): App {
       if (interval > 0) for (const u of upstreams.values()) u.tokens.startScheduler(interval);
     },
     ...(deps.storeRetryMs !== undefined && { retryMs: deps.storeRetryMs }),
+    encryption: config.store.type === 'memory' ? undefined : config.store.encryption,
   });
   const store = storeLifecycle.store;
+  // Key files are reloaded with the config: add a key, reload, `store rekey`, remove the old one.
+  live.onApplied((c) => storeLifecycle.updateKeys(c.store.type === 'memory' ? undefined : c.store.encryption));
 
   for (const [name, cfg] of Object.entries(config.upstreams)) {
     const common = {
@@ -242,7 +245,7 @@ export function buildApp(deps: AppDeps): App {
 
   const admin = createAdminApp({
     registry,
-    tokenAdmin: new TokenAdmin(upstreams, store, cache, clock),
+    tokenAdmin: new TokenAdmin(upstreams, store, cache, clock, storeLifecycle.ledger),
     readiness,
     adminToken: () => adminToken.current,
     log,

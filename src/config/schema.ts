@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { callbacksSchema, oauthSchema, webhooksSchema } from './ingress-schema.js';
 import { authSchema, certificateIdentitySchema, listenTlsSchema, merchantPatternsSchema, serviceAccountSchema, trustProblems, upstreamTransportFields } from './trust-schema.js';
+import { storeEncryptionSchema } from './store-encryption.js';
 import { presetUpstreamObject, RECIPE_TYPES, recipeUpstreamProblems, signedUpstreamObject, toRecipeUpstream } from './signed-schema.js';
 
 /**
@@ -198,6 +199,7 @@ const redisStore = z
       .optional(),
     // `{` and `}` would make a Redis Cluster hash tag of the prefix and put every key in one slot.
     keyPrefix: z.string().regex(/^[^{}]*$/, 'must not contain { or } (Redis Cluster reads them as a hash tag)').default('countersign:'),
+    encryption: storeEncryptionSchema.optional(),
   })
   .strict();
 
@@ -232,7 +234,7 @@ const store = z.discriminatedUnion(
   'type',
   [
     z.object({ type: z.literal('memory'), maxEntries: positiveInt.default(100_000) }).strict(),
-    z.object({ type: z.literal('file'), path: z.string().min(1).default('./data/tokens.json') }).strict(),
+    z.object({ type: z.literal('file'), path: z.string().min(1).default('./data/tokens.json'), encryption: storeEncryptionSchema.optional() }).strict(),
     redisStore,
   ],
   {
