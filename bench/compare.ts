@@ -8,6 +8,9 @@
  *   bare Node pass-through        node:http + undici doing no work (the Node ceiling)
  *   Countersign Keeta             parse, shop → merchant, token, sign, re-serialise, classify
  *   Countersign KeySecure         header injection, JSON check, classify
+ *   Countersign Keeta over TLS    the signed Keeta row with the proxy listener served over TLS
+ *                                 (listen.tls.proxy, an ECDSA P-256 test certificate; wrk keeps
+ *                                 its connections, so this is the per-request cost of TLS)
  *   Countersign Keeta, traced     the Keeta row with `tracing:` at sampleRatio 1: every request a
  *                                 server and a client span, exported over OTLP/HTTP (to the
  *                                 nginx upstream, which answers 200); BENCH_TRACING=0 leaves it out
@@ -43,6 +46,7 @@ export function missingTools(): string[] {
   if (!has('nginx', '-v')) missing.push('nginx (apt-get install nginx-light)');
   if (!has('wrk', '--version')) missing.push('wrk (apt-get install wrk)');
   if (!has('taskset', '--version')) missing.push('taskset (apt-get install util-linux)');
+  if (!has('openssl', 'version')) missing.push('openssl (apt-get install openssl)');
   return missing;
 }
 
@@ -246,6 +250,9 @@ export async function main(): Promise<void> {
       targets.push({ label: `${name} Keeta (signed)`, url: `${gw.proxyUrl}/keeta/order/get`, pid: () => gw.pid, isGateway: true, script: authed });
       targets.push({ label: `${name} KeySecure`, url: `${gw.proxyUrl}/ks/open-api/v1/card/list`, pid: () => gw.pid, isGateway: true, script: authed });
     }
+    // The same build with its proxy listener over TLS, beside the plain row.
+    const tlsGw = await startGateway('Countersign-tls', ROOT, dir, upstream, start, { tls: selfSignedCertificate(dir) });
+    targets.push({ label: 'Countersign Keeta (signed) over TLS', url: `${tlsGw.proxyUrl}/keeta/order/get`, pid: () => tlsGw.pid, isGateway: true, script: authed });
     if (process.env.BENCH_TRACING !== '0') {
       // The same build with tracing on at ratio 1; spans go to the nginx upstream (core 1), which answers 200.
       const gw = await startGateway('Countersign-traced', ROOT, dir, upstream, start, { build: false, extraYaml: `tracing: { otlpEndpoint: '${upstream}', sampleRatio: 1 }\n` });
@@ -447,14 +454,14 @@ export async function startGateway(
   dir: string,
   upstream: string,
   start: Start,
-  opts: { build?: boolean; args?: string[]; env?: Record<string, string>; extraYaml?: string } = {},
+  opts: { build?: boolean; args?: string[]; env?: Record<string, string>; tls?: { cert: string; key: string }; extraYaml?: string } = {},
 ): Promise<{ proxyUrl: string; pid: number; proc: ChildProcess }> {
   const [proxyPort, adminPort] = [await freePort(), await freePort()];
   const adminToken = 'bench-admin-token-0123456789';
   const config = join(dir, `${name}.yaml`);
   writeFileSync(
     config,
-    `listen: { proxy: 127.0.0.1:${proxyPort}, admin: 127.0.0.1:${adminPort} }
+    `listen: { proxy: 127.0.0.1:${proxyPort}, admin: 127.0.0.1:${adminPort}${opts.tls ? `, tls: { proxy: { certFile: ${opts.tls.cert}, keyFile: ${opts.tls.key} } }` : ''} }
 store: { type: memory }
 admin: { token: ${adminToken} }
 callers:
@@ -487,7 +494,20 @@ ${opts.extraYaml ?? ''}`,
     body: JSON.stringify({ accessToken: 'a'.repeat(32), refreshToken: 'r'.repeat(32), expiresIn: 7_776_000, issuedAtTime: Date.now(), shopIds: [SHOP_ID] }),
   });
   if (!res.ok) throw new Error(`${name}: token import failed: ${res.status} ${await res.text()}`);
-  return { proxyUrl: `http://127.0.0.1:${proxyPort}`, pid: p.pid!, proc: p };
+  return { proxyUrl: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${proxyPort}`, pid: p.pid!, proc: p };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();
+
+/** A throwaway ECDSA P-256 certificate for 127.0.0.1 (wrk does not verify it). */
+function selfSignedCertificate(dir: string): { cert: string; key: string } {
+  const cert = join(dir, 'bench-tls.crt');
+  const key = join(dir, 'bench-tls.key');
+  const r = spawnSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'],
+    { encoding: 'utf8' },
+  );
+  if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
+  return { cert, key };
+}

@@ -6,6 +6,8 @@ import { TokenAdmin, type AdminUpstream } from '../admin/token-admin.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../config/load.js';
 import { createCallerAuthenticator } from '../edge/callers.js';
+import { KubernetesAuth } from '../edge/kubernetes-auth.js';
+import { upstreamTransports } from '../proxy/upstream-transport.js';
 import { createKeetaHandler } from '../keeta/handler.js';
 import { createKeetaTokenSource } from '../keeta/token-source.js';
 import { createKeySecureHandler } from '../keysecure/handler.js';
@@ -25,7 +27,10 @@ import { TokenCache } from '../tokens/token-cache.js';
 import { TokenService } from '../tokens/token-service.js';
 import type { TokenStore } from '../tokens/types.js';
 import { warmUpHotPath } from './warm-up.js';
-import type { KeetaUpstreamConfig, KeySecureUpstreamConfig } from '../config/schema.js';
+import { isRecipeUpstream, type KeetaUpstreamConfig, type KeySecureUpstreamConfig, type RecipeUpstreamConfig } from '../config/schema.js';
+import { answerJudge } from '../provider/classes.js';
+import { createRecipeHandler } from '../provider/recipe-handler.js';
+import { createRecipeTokenSource } from '../provider/recipe-token-source.js';
 import { LiveConfig } from '../reload/live-config.js';
 import { createTracing } from '../observability/tracing.js';
 
@@ -49,6 +54,8 @@ export interface AppDeps {
   warmUpRequests?: number;
   /** Upper bound on the warm-up's duration (default 0.5 s). */
   warmUpMaxMs?: number;
+  /** Least time between two re-reads of the service-account JWKS on an unknown key (default 30 s). */
+  jwksMinRereadMs?: number;
 }
 
 /** What lives as long as the process for one upstream: its tokens survive every reload. */
@@ -101,13 +108,14 @@ export function buildApp(deps: AppDeps): App {
   const inbound = ingressUpstreams(config);
   const metrics = createMetrics({
     registry,
-    upstreams: Object.entries(config.upstreams).map(([name, u]) => ({ name, type: u.type })),
+    upstreams: Object.entries(config.upstreams).map(([name, u]) => (isRecipeUpstream(u) ? { name, type: u.type, classes: answerJudge(u.recipe).classes } : { name, type: u.type })),
     now: () => clock.now(),
     ingressUpstreams: inbound.pushes,
     webhookUpstreams: inbound.webhooks,
     authorizationUpstreams: inbound.oauth,
   });
-  const forwarder = deps.forwarder ?? createForwarder();
+  const forwarder = deps.forwarder ?? createForwarder({ transports: upstreamTransports(config.upstreams) });
+  const kubernetesAuth = new KubernetesAuth({ clock, log, ...(deps.jwksMinRereadMs !== undefined && { jwksMinRereadMs: deps.jwksMinRereadMs }) });
   // Only when configured: without it nothing on the request path touches OpenTelemetry.
   const tracing = config.tracing ? createTracing(config.tracing) : undefined;
   const cache = new TokenCache();
@@ -132,8 +140,11 @@ export function buildApp(deps: AppDeps): App {
       if (interval > 0) for (const u of upstreams.values()) u.tokens.startScheduler(interval);
     },
     ...(deps.storeRetryMs !== undefined && { retryMs: deps.storeRetryMs }),
+    encryption: config.store.type === 'memory' ? undefined : config.store.encryption,
   });
   const store = storeLifecycle.store;
+  // Key files are reloaded with the config: add a key, reload, `store rekey`, remove the old one.
+  live.onApplied((c) => storeLifecycle.updateKeys(c.store.type === 'memory' ? undefined : c.store.encryption));
 
   for (const [name, cfg] of Object.entries(config.upstreams)) {
     const common = {
@@ -153,6 +164,16 @@ export function buildApp(deps: AppDeps): App {
       const current = () => live.current.upstreams[name] as KeetaUpstreamConfig;
       const tokens = new TokenService({ ...common, source: createKeetaTokenSource(name, current, forwarder, clock), spacingMs: cfg.refreshSpacing });
       upstreams.set(name, { name, type: 'keeta', tokens });
+    } else if (isRecipeUpstream(cfg)) {
+      const current = () => live.current.upstreams[name] as RecipeUpstreamConfig;
+      const upstreamClock = new UpstreamClock(clock, cfg.recipe.timestampMargin, (s) => metrics.clockOffset.set({ upstream: name }, s));
+      const model = cfg.recipe.tokens.model;
+      const tokens = new TokenService({
+        ...common,
+        source: createRecipeTokenSource(name, current, forwarder, clock, upstreamClock),
+        spacingMs: cfg.recipe.tokens.refreshSpacing,
+      });
+      upstreams.set(name, { name, type: cfg.type, tokens, upstreamClock, tokenModel: model });
     } else {
       const current = () => live.current.upstreams[name] as KeySecureUpstreamConfig;
       const upstreamClock = new UpstreamClock(clock, cfg.timestampMargin, (s) => metrics.clockOffset.set({ upstream: name }, s));
@@ -167,6 +188,9 @@ export function buildApp(deps: AppDeps): App {
   }
   const buildHandler = (name: string, cfg: Config['upstreams'][string]): UpstreamHandler => {
     const u = upstreams.get(name)!;
+    if (isRecipeUpstream(cfg)) {
+      return createRecipeHandler({ name, cfg, tokens: cfg.recipe.tokens.model === 'none' ? undefined : u.tokens, cache, clock, upstreamClock: u.upstreamClock!, judge: answerJudge(cfg.recipe) });
+    }
     return cfg.type === 'keeta'
       ? createKeetaHandler({ name, cfg, tokens: u.tokens, cache, clock })
       : createKeySecureHandler({ name, cfg, tokens: u.tokens, upstreamClock: u.upstreamClock!, log });
@@ -177,7 +201,7 @@ export function buildApp(deps: AppDeps): App {
   /** The proxy's view of the config, read once per request. */
   const proxyConfig = live.derive((cfg) => ({
     handlers: new Map([...upstreams.keys()].map((n) => [n, buildHandler(n, cfg.upstreams[n]!)])),
-    callers: createCallerAuthenticator(cfg.callers),
+    callers: createCallerAuthenticator(cfg.callers, { serviceAccounts: kubernetesAuth.verifierFor(cfg.auth?.kubernetes) }),
     maxBodyBytes: cfg.limits.maxBodyBytes,
     // Only the upstreams running since start: an upstream added by a reload waits for a restart.
     rateLimits: buildRateLimits(Object.fromEntries([...upstreams.keys()].map((n) => [n, cfg.upstreams[n]!])), { state: rateLimitState, metrics, clock, log }),
@@ -226,7 +250,7 @@ export function buildApp(deps: AppDeps): App {
 
   const admin = createAdminApp({
     registry,
-    tokenAdmin: new TokenAdmin(upstreams, store, cache, clock),
+    tokenAdmin: new TokenAdmin(upstreams, store, cache, clock, storeLifecycle.ledger),
     readiness,
     adminToken: () => adminToken.current,
     log,
@@ -271,6 +295,7 @@ export function buildApp(deps: AppDeps): App {
       // connections close: a renewed pair must not die with the process.
       await Promise.all([...upstreams.values()].map((u) => u.tokens.close()));
       await forwarder.close();
+      await kubernetesAuth.close();
       await ingress.close();
       await rateLimitState.close();
       await storeLifecycle.closeStore();

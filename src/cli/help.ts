@@ -9,8 +9,10 @@ export const USAGE = `usage: countersign COMMAND [options]        (countersign C
 commands:
   serve --config FILE            run the gateway (the default command; COUNTERSIGN_CONFIG may name the file)
   check-config --config FILE     validate the config and print a summary (exit 0 or 2)
-  sign --config FILE --upstream NAME --path /order/get --body JSON [--merchant ID] [--timestamp SEC]
-                                 print the exact string that is hashed and the signature (Keeta)
+  sign --config FILE --upstream NAME --path /order/get[?a=b] [--body TEXT] [--merchant ID | --access-token T]
+       [--timestamp SEC] [--method M]
+                                 print the exact string that is hashed and the signature
+  store rekey --config FILE      rewrite every token record with the first store.encryption key
   admin tokens|connect|refresh|forget|import ...
                                  the admin API from a shell
   sim keeta|keysecure [--port N] run a local simulator of an upstream
@@ -37,8 +39,8 @@ options:
   --config FILE    the config to check; COUNTERSIGN_CONFIG names it when --config is absent
   -h, --help       show this help`;
 
-const SIGN = `usage: countersign sign --config FILE --upstream NAME --path /order/get [--body JSON]
-                        [--merchant ID] [--timestamp SEC]
+const SIGN = `usage: countersign sign --config FILE --upstream NAME --path /order/get[?a=b] [--body TEXT]
+                        [--merchant ID | --access-token T] [--timestamp SEC] [--method M]
 
 Print the exact string a Keeta request is signed over (the app secret shown as <appSecret>, a
 merchant's token as <accessToken>) and the signature the proxy would send. Nothing is sent.
@@ -54,7 +56,9 @@ options:
                      a running gateway may share it) and sign with it, as the proxy does on a
                      merchant path. Without it a merchant path is signed without the token.
                      Ignored on app-level paths.
+  --access-token T   sign with this access token instead of reading one from the store
   --timestamp SEC    the Unix time in seconds to sign with (default now), to reproduce a request
+  --method M         the request's HTTP method, for upstreams whose signature covers it
   -h, --help         show this help`;
 
 const SIM = `usage: countersign sim keeta|keysecure [options]
@@ -108,7 +112,18 @@ options:
   --json              print the API's JSON answers as they are
   -h, --help          show this help`;
 
+const STORE = `usage: countersign store rekey --config FILE
+
+Rewrite every token record of the configured store with the first key of store.encryption
+(after adding a key in front, or to encrypt records stored in plaintext). Exit 0 when every
+record was rewritten, 1 when some could not be, 2 on bad usage or config.
+
+options:
+  --config FILE    the gateway config; COUNTERSIGN_CONFIG names it when --config is absent
+  -h, --help       show this help`;
+
 const HELP: Record<string, string> = {
+  store: STORE,
   serve: SERVE,
   'check-config': CHECK_CONFIG,
   sign: SIGN,

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { buildApp } from '../app/app.js';
 import { loadConfig, summarizeConfig, type Config } from '../config/load.js';
+import { plaintextStoreWarning } from '../config/store-encryption.js';
 import { ConfigError } from '../core/errors.js';
 import { jsonSyntaxMessage, signCommand } from './sign.js';
 import { createLogger } from '../observability/logger.js';
@@ -57,6 +58,7 @@ export async function main(argv: string[]): Promise<number> {
       throw err;
     }
   }
+  if (command === 'store') return (await import('./store-rekey.js')).runStoreCli(rest);
   let args;
   try {
     args = parseArgs({
@@ -68,6 +70,8 @@ export async function main(argv: string[]): Promise<number> {
         body: { type: 'string' },
         merchant: { type: 'string' },
         timestamp: { type: 'string' },
+        'access-token': { type: 'string' },
+        method: { type: 'string' },
       },
       strict: true,
     }).values;
@@ -93,11 +97,12 @@ export async function main(argv: string[]): Promise<number> {
 
   switch (command) {
     case 'check-config':
+      if (plaintextStoreWarning(config.store)) process.stderr.write(`warning: ${plaintextStoreWarning(config.store)}\n`);
       process.stdout.write(`${summarizeConfig(config)}\nconfig OK\n`);
       return 0;
     case 'sign':
       try {
-        process.stdout.write(await signCommand(config, args));
+        process.stdout.write(await signCommand(config, { ...args, accessToken: args['access-token'] }));
         return 0;
       } catch (err) {
         process.stderr.write(`${jsonSyntaxMessage(err)}\n`);
@@ -134,6 +139,8 @@ async function serve(config: Config): Promise<number> {
     log.fatal({ address: err.address }, err.message);
     return 1;
   }
+  const plaintext = plaintextStoreWarning(config.store);
+  if (plaintext) log.warn(plaintext);
   try {
     // A stop signal during start waits for it to settle: no store open or write is cut short.
     await app.start();

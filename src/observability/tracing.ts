@@ -1,10 +1,13 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { IncomingMessage } from 'node:http';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span, type Tracer } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { createRequire } from 'node:module';
+import type * as OtelApi from '@opentelemetry/api';
+import type { Attributes, Context, Span, Tracer } from '@opentelemetry/api';
+import type * as OtelCore from '@opentelemetry/core';
+import type * as OtelExporter from '@opentelemetry/exporter-trace-otlp-http';
+import type * as OtelResources from '@opentelemetry/resources';
+import type * as OtelSdk from '@opentelemetry/sdk-trace-base';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type Koa from 'koa';
 import type { TracingConfig } from '../config/tracing-schema.js';
 import type { Deliverer } from '../ingress/delivery.js';
@@ -51,7 +54,31 @@ export interface AttemptTrace {
   fail(errorCode: string, cls: string): void;
 }
 
-const propagator = new W3CTraceContextPropagator();
+/**
+ * The OpenTelemetry packages, loaded on the first createTracing(): a gateway without `tracing:`
+ * never loads them (no start-up cost either). Their CommonJS builds, loaded synchronously.
+ */
+interface Otel {
+  api: typeof OtelApi;
+  propagator: OtelCore.W3CTraceContextPropagator;
+  exporter: typeof OtelExporter;
+  resources: typeof OtelResources;
+  sdk: typeof OtelSdk;
+}
+let otel: Otel | undefined;
+function loadOtel(): Otel {
+  if (otel) return otel;
+  const require = createRequire(import.meta.url);
+  const core = require('@opentelemetry/core') as typeof OtelCore;
+  otel = {
+    api: require('@opentelemetry/api') as typeof OtelApi,
+    propagator: new core.W3CTraceContextPropagator(),
+    exporter: require('@opentelemetry/exporter-trace-otlp-http') as typeof OtelExporter,
+    resources: require('@opentelemetry/resources') as typeof OtelResources,
+    sdk: require('@opentelemetry/sdk-trace-base') as typeof OtelSdk,
+  };
+  return otel;
+}
 const headerGetter = {
   keys: (carrier: IncomingMessage['headers']) => Object.keys(carrier),
   get: (carrier: IncomingMessage['headers'], key: string) => carrier[key],
@@ -66,6 +93,12 @@ export interface TracingOptions {
 }
 
 export function createTracing(cfg: TracingConfig, options: TracingOptions = {}): Tracing {
+  const o = loadOtel();
+  const { OTLPTraceExporter } = o.exporter;
+  const { resourceFromAttributes } = o.resources;
+  const { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } = o.sdk;
+  const { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } = o.api;
+  const propagator = o.propagator;
   const exporter = options.exporter ?? new OTLPTraceExporter({ url: `${cfg.otlpEndpoint.replace(/\/+$/, '')}/v1/traces` });
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ 'service.name': cfg.serviceName }),
@@ -76,7 +109,7 @@ export function createTracing(cfg: TracingConfig, options: TracingOptions = {}):
   const ingressContext = new AsyncLocalStorage<Context>();
 
   return {
-    startRequest: (req) => new ProxyRequestTrace(tracer, req),
+    startRequest: (req) => new ProxyRequestTrace(o, tracer, req),
     ingressMiddleware() {
       return async function traceIngress(ctx, next) {
         if (!ctx.path.startsWith('/hooks/')) return next();
@@ -132,14 +165,17 @@ function portOf(u: URL): number {
 }
 
 class ProxyRequestTrace implements RequestTrace {
+  readonly #o: Otel;
   readonly #tracer: Tracer;
   readonly #span: Span;
   readonly #context: Context;
   readonly #method: string;
 
-  constructor(tracer: Tracer, req: IncomingMessage) {
+  constructor(o: Otel, tracer: Tracer, req: IncomingMessage) {
+    this.#o = o;
     this.#tracer = tracer;
-    const parent = propagator.extract(ROOT_CONTEXT, req.headers, headerGetter);
+    const { ROOT_CONTEXT, SpanKind, trace } = o.api;
+    const parent = o.propagator.extract(ROOT_CONTEXT, req.headers, headerGetter);
     const method = req.method ?? 'GET';
     this.#method = method;
     const url = req.url ?? '/';
@@ -159,6 +195,7 @@ class ProxyRequestTrace implements RequestTrace {
   }
 
   attempt(origin: string, req: UpstreamRequest, resendCount: number, retryReason: string | undefined): AttemptTrace {
+    const { SpanKind, SpanStatusCode, trace } = this.#o.api;
     const target = new URL(origin);
     const q = req.path.indexOf('?');
     const attributes: Attributes = {
@@ -172,7 +209,7 @@ class ProxyRequestTrace implements RequestTrace {
     const span = this.#tracer.startSpan(req.method, { kind: SpanKind.CLIENT, attributes }, this.#context);
     const headers = { ...req.headers };
     delete headers.tracestate;
-    propagator.inject(trace.setSpan(this.#context, span), headers, recordSetter);
+    this.#o.propagator.inject(trace.setSpan(this.#context, span), headers, recordSetter);
     return {
       request: { ...req, headers },
       end(status, cls) {
@@ -190,6 +227,7 @@ class ProxyRequestTrace implements RequestTrace {
   }
 
   async wait<T>(name: string, work: Promise<T>, attributes?: Attributes): Promise<T> {
+    const { SpanKind, SpanStatusCode } = this.#o.api;
     const span = this.#tracer.startSpan(name, { kind: SpanKind.INTERNAL, ...(attributes && { attributes }) }, this.#context);
     try {
       return await work;
@@ -210,7 +248,7 @@ class ProxyRequestTrace implements RequestTrace {
   end(status: number, cls: string, errorCode: string | undefined): void {
     this.#span.setAttributes({ 'http.response.status_code': status, 'countersign.class': cls });
     if (errorCode !== undefined) this.#span.setAttribute('error.type', errorCode);
-    if (status >= 500) this.#span.setStatus({ code: SpanStatusCode.ERROR });
+    if (status >= 500) this.#span.setStatus({ code: this.#o.api.SpanStatusCode.ERROR });
     this.#span.end();
   }
 }
