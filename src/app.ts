@@ -19,6 +19,8 @@ import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createForwarder, type Forwarder } from './proxy/forwarder.js';
 import { proxyHandler } from './proxy/proxy-handler.js';
+import { callerShares, upstreamMethods } from './proxy/traffic-config.js';
+import { FairShare } from './proxy/fair-share.js';
 import type { UpstreamHandler } from './proxy/upstream.js';
 import { StoreLifecycle } from './tokens/store-lifecycle.js';
 import { TokenCache } from './tokens/token-cache.js';
@@ -142,9 +144,10 @@ export function buildApp(deps: AppDeps): App {
       log,
       refreshBeforeMs: cfg.refreshBefore,
       // A caller waits for a renewal at most the upstream's timeout; the lock's lease outlives
-      // one token call (at most `timeout`) even when Redis cannot be reached to renew it.
+      // one token call (a wait for a token connection, then at most `tokenTimeout` from
+      // sending) even when Redis cannot be reached to renew it.
       waitMs: cfg.timeout,
-      lockLeaseMs: Math.max(5000, cfg.timeout + 2000),
+      lockLeaseMs: Math.max(5000, 2 * cfg.tokenTimeout + 2000),
     };
     if (cfg.type === 'keeta') {
       const current = () => live.current.upstreams[name] as KeetaUpstreamConfig;
@@ -171,8 +174,14 @@ export function buildApp(deps: AppDeps): App {
   // Rate-limit budgets and cooldowns live as long as the process (shared through Redis with a
   // redis store); the per-upstream rules are rebuilt against them from each config.
   const rateLimitState = deps.rateLimitState ?? rateLimitStateFromConfig(config, { clock, log, metrics });
+  // Connection slots live as long as the process (their size is restart-only); each config
+  // sets the callers' weights and caps.
+  const shares = new Map([...upstreams.keys()].map((n) => [n, new FairShare(config.upstreams[n]!.connections, undefined, n)]));
   /** The proxy's view of the config, read once per request. */
   const proxyConfig = live.derive((cfg) => ({
+    methods: upstreamMethods(cfg),
+    shares: callerShares(shares, cfg),
+    maxResponseBytes: cfg.limits.maxResponseBytes,
     handlers: new Map([...upstreams.keys()].map((n) => [n, buildHandler(n, cfg.upstreams[n]!)])),
     callers: createCallerAuthenticator(cfg.callers),
     maxBodyBytes: cfg.limits.maxBodyBytes,

@@ -25,6 +25,8 @@ export const ERROR_STATUS = {
   TOKEN_UNAVAILABLE: 503,
   STORE_UNAVAILABLE: 503,
   UPSTREAM_UNREACHABLE: 502,
+  /** The upstream's answer is over limits.maxResponseBytes. */
+  UPSTREAM_RESPONSE_TOO_LARGE: 502,
   UPSTREAM_TIMEOUT: 504,
   INTERNAL: 500,
 } as const;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { callbacksSchema, oauthSchema, webhooksSchema } from './ingress-schema.js';
+import { callerTrafficFields, listenerLimitFields, upstreamTrafficFields } from './traffic-schema.js';
 
 /**
  * The config file's schema (README "Config"). Unknown keys are errors everywhere.
@@ -97,6 +98,7 @@ const keetaUpstream = z
     /** Webhooks Keeta pushes to the ingress listener. */
     webhooks: webhooksSchema.optional(),
     rateLimits: z.array(rateLimitRule).default(KEETA_DEFAULT_RATE_LIMITS),
+    ...upstreamTrafficFields,
   })
   .strict();
 
@@ -116,6 +118,7 @@ const keysecureUpstream = z
     /** Callbacks KeySecure pushes to the ingress listener. */
     callbacks: callbacksSchema.optional(),
     rateLimits: z.array(rateLimitRule).default([]),
+    ...upstreamTrafficFields,
     /** After a 1009 (too frequent): this upstream is paced at `perSecond` for `cooldown`; 0s turns it off. */
     onRateLimited: z
       .object({
@@ -142,6 +145,7 @@ const caller = z
     name: z.string({ required_error: 'required' }).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, . _ - only'),
     token: secret.refine((t) => t.length >= 16, 'must be at least 16 characters'),
     allow: z.array(z.string().regex(/^[^:\s]+:(\*|\/\S*)$/, 'expected "upstream:/path/glob" or "upstream:*"')).min(1, 'list at least one upstream:path'),
+    ...callerTrafficFields,
   })
   .strict();
 
@@ -225,7 +229,7 @@ export const configSchema = z
       .default({}),
     admin: z.object({ token: secret.refine((t) => t.length >= 16, 'must be at least 16 characters').optional() }).strict().default({}),
     store: store.default({ type: 'file' }),
-    limits: z.object({ maxBodyBytes: positiveInt.default(1_048_576) }).strict().default({}),
+    limits: z.object({ maxBodyBytes: positiveInt.default(1_048_576), ...listenerLimitFields }).strict().default({}),
     callers: z.array(caller).min(1, 'remove the key or list at least one caller').optional(),
     upstreams: z.record(z.string(), upstream, { required_error: 'required' }),
   })
@@ -255,6 +259,11 @@ export const configSchema = z
     cfg.callers?.forEach((c, i) => {
       if (seenTokens.has(c.token)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['callers', i, 'token'], message: 'the same token is given to two callers' });
       seenTokens.add(c.token);
+      if (c.maxInFlight !== undefined && typeof c.maxInFlight === 'object') {
+        for (const up of Object.keys(c.maxInFlight)) {
+          if (!Object.hasOwn(cfg.upstreams, up)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['callers', i, 'maxInFlight', up], message: `names unknown upstream "${up}"` });
+        }
+      }
       c.allow.forEach((rule, j) => {
         const up = rule.slice(0, rule.indexOf(':'));
         if (up !== '*' && !Object.hasOwn(cfg.upstreams, up)) {

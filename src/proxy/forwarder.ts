@@ -17,7 +17,35 @@ export interface UpstreamRequest {
   path: string;
   headers: Record<string, string | string[]>;
   body?: Buffer | string;
+  /**
+   * Business calls: one deadline for the whole attempt (waiting for a socket, connecting,
+   * answering). Token calls: a bound on getting a socket, then a new deadline of the same
+   * length from the moment the request is written.
+   */
   timeoutMs: number;
+  /**
+   * `token`: a token call (renewal, refresh, code exchange). It rides connections of its own,
+   * so it never queues behind business traffic on a full pool.
+   */
+  lane?: 'token';
+  /** Largest answer held in memory; a longer one is UPSTREAM_RESPONSE_TOO_LARGE. Default: no bound. */
+  maxResponseBytes?: number;
+}
+
+/**
+ * A failed upstream call, saying whether the request was written to the upstream. One that
+ * was not sent has certainly not been executed; one that was may have been (a refresh whose
+ * answer was lost: the refresh token may be spent).
+ */
+export class UpstreamCallError extends GatewayError {
+  constructor(
+    code: 'UPSTREAM_TIMEOUT' | 'UPSTREAM_UNREACHABLE' | 'UPSTREAM_RESPONSE_TOO_LARGE',
+    message: string,
+    readonly sent: boolean,
+    cause?: unknown,
+  ) {
+    super(code, message, { cause });
+  }
 }
 
 export interface UpstreamResponse {
@@ -32,8 +60,14 @@ export interface Forwarder {
 }
 
 export interface ForwarderOptions {
-  /** Max sockets per upstream origin. */
+  /**
+   * Max sockets per upstream origin for business calls. Default: no bound here; the proxy
+   * admits at most each upstream's `connections` at a time (fair-share.ts), so a request
+   * never waits inside undici, where its wait could neither be seen nor be fair.
+   */
   connections?: number;
+  /** Max sockets per origin for token calls (their own pool). */
+  tokenConnections?: number;
   keepAliveTimeoutMs?: number;
 }
 
@@ -41,16 +75,18 @@ const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'
 
 export function createForwarder(options: ForwarderOptions = {}): Forwarder {
   const pools = new Map<string, Pool>();
+  const tokenPools = new Map<string, Pool>();
   let closed = false;
-  const poolFor = (origin: string) => {
-    let pool = pools.get(origin);
+  const poolFor = (origin: string, lane: 'token' | undefined) => {
+    const map = lane === 'token' ? tokenPools : pools;
+    let pool = map.get(origin);
     if (!pool) {
       pool = new Pool(origin, {
-        connections: options.connections ?? 128,
+        connections: lane === 'token' ? (options.tokenConnections ?? 8) : (options.connections ?? null),
         keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
         pipelining: 1,
       });
-      pools.set(origin, pool);
+      map.set(origin, pool);
     }
     return pool;
   };
@@ -71,32 +107,48 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
         let headers: Record<string, string | string[]> = {};
         const chunks: Buffer[] = [];
         let size = 0;
+        const maxBytes = req.maxResponseBytes ?? Infinity;
         const finish = (err?: Error) => {
           if (settled) return;
           settled = true;
           deadlines.clear(deadline);
-          if (err) reject(toGatewayError(err, origin, req.timeoutMs));
+          if (err) reject(toGatewayError(err, origin, req.timeoutMs, abort !== undefined));
           else resolve({ status, headers, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) });
         };
-        const deadline = deadlines.add(req.timeoutMs, () => {
+        const onDeadline = () => {
           const timedOut = Object.assign(new Error('deadline'), { code: 'ETIMEDOUT' });
           abort?.(timedOut);
           finish(timedOut);
-        });
+        };
+        let deadline = deadlines.add(req.timeoutMs, onDeadline);
+        const tooLarge = () => {
+          const err = Object.assign(new Error('response too large'), { code: TOO_LARGE });
+          abort?.(err);
+          finish(err);
+          return false;
+        };
         const handler: Dispatcher.DispatchHandler = {
           onConnect(a) {
             abort = a;
             if (settled) a(new Error('deadline'));
+            else if (req.lane === 'token') {
+              // A token call's deadline starts when it is written, whatever it waited for before.
+              deadlines.clear(deadline);
+              deadline = deadlines.add(req.timeoutMs, onDeadline);
+            }
           },
           onHeaders(statusCode, rawHeaders) {
             if (statusCode < 200) return true; // 1xx: the real answer follows
             status = statusCode;
             headers = undiciUtil.parseHeaders(rawHeaders);
+            const declared = headers['content-length'];
+            if (declared !== undefined && Number(declared) > maxBytes) return tooLarge();
             return true;
           },
           onData(chunk) {
-            chunks.push(chunk);
             size += chunk.length;
+            if (size > maxBytes) return tooLarge();
+            chunks.push(chunk);
             return true;
           },
           onComplete() {
@@ -107,7 +159,7 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
           },
         };
         try {
-          poolFor(origin).dispatch(
+          poolFor(origin, req.lane).dispatch(
             {
               method: req.method as 'GET',
               path: req.path,
@@ -125,17 +177,25 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
     },
     async close() {
       closed = true;
-      await Promise.all([...pools.values()].map((p) => p.close()));
+      await Promise.all([...pools.values(), ...tokenPools.values()].map((p) => p.close()));
       pools.clear();
+      tokenPools.clear();
     },
   };
 }
 
-function toGatewayError(err: unknown, origin: string, timeoutMs: number): GatewayError {
+const TOO_LARGE = 'COUNTERSIGN_RESPONSE_TOO_LARGE';
+
+function toGatewayError(err: unknown, origin: string, timeoutMs: number, sent: boolean): UpstreamCallError {
   const code = (err as { code?: string }).code ?? '';
+  if (code === TOO_LARGE) {
+    return new UpstreamCallError('UPSTREAM_RESPONSE_TOO_LARGE', `the answer of ${origin} is larger than limits.maxResponseBytes`, sent, err);
+  }
   if (TIMEOUT_CODES.has(code) || err instanceof undiciErrors.HeadersTimeoutError) {
-    return new GatewayError('UPSTREAM_TIMEOUT', `no answer from ${origin} within ${timeoutMs} ms`, { cause: err });
+    // Not sent: the request never got a socket (or its connection was never established).
+    const message = sent ? `no answer from ${origin} within ${timeoutMs} ms` : `no connection free to ${origin} within ${timeoutMs} ms; the request was not sent`;
+    return new UpstreamCallError('UPSTREAM_TIMEOUT', message, sent, err);
   }
   const cause = (err as { cause?: { code?: string } }).cause?.code;
-  return new GatewayError('UPSTREAM_UNREACHABLE', `cannot reach ${origin} (${code || cause || 'connection failed'})`, { cause: err });
+  return new UpstreamCallError('UPSTREAM_UNREACHABLE', `cannot reach ${origin} (${code || cause || 'connection failed'})`, sent, err);
 }

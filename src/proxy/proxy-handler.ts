@@ -11,6 +11,7 @@ import { createAccessLog } from '../access-log.js';
 import type { Logger } from '../logger.js';
 import type { Metrics, RequestClass, RetryReason } from '../metrics.js';
 import type { UpstreamRequestMetrics } from '../metrics-hot-path.js';
+import type { FairShare } from './fair-share.js';
 import type { Forwarder, UpstreamResponse } from './forwarder.js';
 import type { UpstreamHandler, Verdict } from './upstream.js';
 
@@ -21,6 +22,12 @@ export interface ProxyConfig {
   maxBodyBytes: number;
   /** Upstreams with rate limits or a cooldown after "too frequent" (src/limits); others are absent. */
   rateLimits: ReadonlyMap<string, UpstreamRateLimits>;
+  /** The methods each upstream is called with; any other is METHOD_NOT_ALLOWED. */
+  methods: ReadonlyMap<string, ReadonlySet<string>>;
+  /** Each upstream's connection slots, shared fairly among callers (fair-share.ts). */
+  shares: ReadonlyMap<string, FairShare>;
+  /** Largest upstream answer held for one request (limits.maxResponseBytes). */
+  maxResponseBytes: number;
 }
 
 export interface ProxyHandlerDeps {
@@ -52,7 +59,7 @@ export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res
   const access = createAccessLog(log);
 
   return async function proxy(req, res) {
-    const { handlers, callers, maxBodyBytes, rateLimits } = deps.current();
+    const { handlers, callers, maxBodyBytes, rateLimits, methods, shares, maxResponseBytes } = deps.current();
     const started = performance.now();
     const requestId = requestIdFrom(req.headers['x-request-id']);
     let handler: UpstreamHandler | undefined;
@@ -71,14 +78,19 @@ export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res
       const caller = callers.authenticate(req.headers.authorization);
       callerName = caller?.name;
       if (!handler) throw new GatewayError('UNKNOWN_UPSTREAM', `no upstream is named "${target.upstream.slice(0, 64)}"`);
+      const method = req.method ?? 'GET';
+      const allowed = methods.get(handler.name);
+      if (allowed && !allowed.has(method)) throw methodNotAllowed(handler.name, method, allowed);
       callers.authorize(caller, handler.name, target.path);
+      const share = shares.get(handler.name);
+      const slot = share?.slotOf(callerName);
       recorded = metrics.forUpstream(handler.name);
       recorded.begin();
       try {
         const body = await readBody(req, maxBodyBytes);
         const exchange = handler.begin({
           requestId,
-          method: req.method ?? 'GET',
+          method,
           path: target.path,
           query: target.query,
           headers: req.headers,
@@ -93,10 +105,28 @@ export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res
           if (admitted) await admitted;
           const prepared = exchange.prepare();
           const upstreamReq = prepared instanceof Promise ? await prepared : prepared;
+          upstreamReq.maxResponseBytes = maxResponseBytes;
+          if (share) {
+            // A connection slot for this attempt, within the caller's fair share; a wait for one
+            // comes out of the attempt's timeout.
+            const wait = share.acquire(slot!, upstreamReq.timeoutMs);
+            if (wait) {
+              const w0 = performance.now();
+              try {
+                await wait;
+              } catch (err) {
+                metrics.connectionWaits.inc({ upstream: handler.name, result: 'timed_out' });
+                throw err;
+              }
+              metrics.connectionWaits.inc({ upstream: handler.name, result: 'served' });
+              upstreamReq.timeoutMs = Math.max(1, upstreamReq.timeoutMs - (performance.now() - w0));
+            }
+          }
           const t0 = performance.now();
           try {
             answer = await forwarder.send(handler.origin, upstreamReq);
           } finally {
+            share?.release(slot!);
             recorded.attempt((performance.now() - t0) / 1000);
           }
           verdict = exchange.judge(answer);
@@ -125,7 +155,7 @@ export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res
       // A refusal before the upstream was looked up (BAD_PATH) still counts for it, when it is one.
       handler ??= handlers.get(leadingSegment(req.url ?? '/'));
       const gw = toGatewayError(err, log, requestId);
-      cls = gw.code === 'UPSTREAM_TIMEOUT' ? 'timeout' : gw.code === 'UPSTREAM_UNREACHABLE' ? 'network_error' : 'rejected';
+      cls = gw.code === 'UPSTREAM_TIMEOUT' ? 'timeout' : gw.code === 'UPSTREAM_UNREACHABLE' ? 'network_error' : gw.code === 'UPSTREAM_RESPONSE_TOO_LARGE' ? 'upstream_http_error' : 'rejected';
       status = gw.status;
       errorCode = gw.code;
       sendError(res, gw, requestId);
@@ -146,6 +176,11 @@ export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res
       });
     }
   };
+}
+
+function methodNotAllowed(upstream: string, method: string, allowed: ReadonlySet<string>): GatewayError {
+  const list = [...allowed].join(', ');
+  return new GatewayError('METHOD_NOT_ALLOWED', `${upstream} is not called with ${method.slice(0, 16)}; allowed: ${list}`, { headers: { Allow: list } });
 }
 
 function toGatewayError(err: unknown, log: Logger, requestId: string): GatewayError {
