@@ -51,7 +51,7 @@ export function loadConfig(file: string, env: Env = process.env): Config {
   try {
     text = readRegularFileSync(file);
   } catch (err) {
-    throw new ConfigError([`${file}: ${readFailure(err)}`]);
+    throw new ConfigError([`${file}: cannot read ${readFailure(err)}`]);
   }
   return parseConfig(text, { env, baseDir: dirname(resolvePath(file)), source: resolvePath(file) });
 }
@@ -67,7 +67,7 @@ export async function loadConfigAsync(file: string, env: Env = process.env, opts
   try {
     text = await readRegularFile(file, timeoutMs);
   } catch (err) {
-    throw new ConfigError([`${file}: ${readFailure(err)}`]);
+    throw new ConfigError([`${file}: cannot read ${readFailure(err)}`]);
   }
   const baseDir = dirname(resolvePath(file));
   // First pass: which secret files the config names (nothing read yet).

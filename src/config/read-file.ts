@@ -80,9 +80,9 @@ export function readRegularFile(file: string, timeoutMs: number): Promise<string
   return Promise.race([read, late]).finally(() => clearTimeout(timer));
 }
 
-/** Why a file could not be read, for a config problem line (never its content). */
+/** Why a file could not be read, in parentheses, for a config problem line (never its content). */
 export function readFailure(err: unknown): string {
-  if (err instanceof NotRegularFileError) return `is not a regular file (it is a ${err.kind}); give a regular file`;
-  if (err instanceof FileReadTimeoutError) return `could not be read within ${err.ms} ms (a stalled mount?)`;
-  return `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+  if (err instanceof NotRegularFileError) return `(not a regular file: it is a ${err.kind}; give a regular file)`;
+  if (err instanceof FileReadTimeoutError) return `(no answer within ${err.ms} ms: a stalled mount?)`;
+  return `(${(err as NodeJS.ErrnoException).code ?? 'error'})`;
 }

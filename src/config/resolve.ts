@@ -78,7 +78,7 @@ export function resolveSecretFiles(
       try {
         out[base] = readText(file).replace(/\r?\n$/, '');
       } catch (err) {
-        problems.push(`${at}: ${file} ${readFailure(err)}`);
+        problems.push(`${at}: cannot read ${file} ${readFailure(err)}`);
       }
       continue;
     }

@@ -73,7 +73,11 @@ export function parseTargetPath(rawUrl: string): TargetPath {
   if (rawPath.includes('%') && ENCODED_SPECIAL.test(rawPath)) throw badPath('the path contains an encoded ".", "/", "\\", ";" or NUL');
   if (semicolon) throw badPath('the path contains ";": path segments cannot carry parameters');
   if (segmentFault !== undefined) throw badPath(segmentFault);
-  if (percent) rawPath = normalizeEscapes(rawPath);
+  if (percent) {
+    // Decoding never makes a `/` (an encoded one was refused above), only moves them.
+    rawPath = normalizeEscapes(rawPath);
+    firstSlash = rawPath.indexOf('/', 1);
+  }
 
   return firstSlash === -1 ? { upstream: rawPath.slice(1), path: '/', query } : { upstream: rawPath.slice(1, firstSlash), path: rawPath.slice(firstSlash), query };
 }

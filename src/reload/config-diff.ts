@@ -12,7 +12,8 @@ import { formatPath } from '../config/resolve.js';
  * - an upstream added or removed, or an upstream whose `type` changed (that whole upstream
  *   keeps its running config): metrics series and token services exist per upstream;
  * - `upstreams.*.refreshBefore` and `upstreams.*.refreshSpacing`: fixed in the token service,
- *   which is kept across reloads so no token, renewal or backoff state is lost.
+ *   which is kept across reloads so no token, renewal or backoff state is lost;
+ * - `upstreams.*.connections`: the size of the upstream's connection slots (fair-share.ts).
  */
 
 type Path = ReadonlyArray<string | number>;
@@ -44,7 +45,7 @@ export function restartUnit(path: Path): Path | undefined {
   if (top === 'upstreams') {
     if (second === undefined) return ['upstreams'];
     if (third === undefined || third === 'type') return ['upstreams', second];
-    if (third === 'refreshBefore' || third === 'refreshSpacing') return ['upstreams', second, third];
+    if (third === 'refreshBefore' || third === 'refreshSpacing' || third === 'connections') return ['upstreams', second, third];
   }
   return undefined;
 }
