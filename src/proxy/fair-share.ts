@@ -119,16 +119,19 @@ export class FairShare {
           const i = slot.waiting.indexOf(waiter);
           if (i !== -1) slot.waiting.splice(i, 1);
           if (slot.waiting.length === 0) this.#leaveRing(slot);
-          reject(
-            new GatewayError(
-              'UPSTREAM_TIMEOUT',
-              `no connection free within ${timeoutMs} ms to ${this.upstream} (${this.#inFlight} of ${this.capacity} in use, ${slot.inFlight} by this caller); the request was not sent`,
-            ),
-          );
+          reject(this.noConnection(slot, timeoutMs));
         }, timeoutMs),
       };
       if (slot.waiting.push(waiter) === 1) this.#ring.push(slot);
     });
+  }
+
+  /** The refusal of a request that never got a connection slot in time. */
+  noConnection(slot: CallerSlot, timeoutMs: number): GatewayError {
+    return new GatewayError(
+      'UPSTREAM_TIMEOUT',
+      `no connection free within ${timeoutMs} ms to ${this.upstream} (${this.#inFlight} of ${this.capacity} in use, ${slot.inFlight} by this caller); the request was not sent`,
+    );
   }
 
   release(slot: CallerSlot): void {

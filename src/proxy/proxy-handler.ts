@@ -106,10 +106,12 @@ export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res
           const prepared = exchange.prepare();
           const upstreamReq = prepared instanceof Promise ? await prepared : prepared;
           upstreamReq.maxResponseBytes = maxResponseBytes;
+          let waitedMs = 0;
+          const timeoutMs = upstreamReq.timeoutMs;
           if (share) {
             // A connection slot for this attempt, within the caller's fair share; a wait for one
             // comes out of the attempt's timeout.
-            const wait = share.acquire(slot!, upstreamReq.timeoutMs);
+            const wait = share.acquire(slot!, timeoutMs);
             if (wait) {
               const w0 = performance.now();
               try {
@@ -118,13 +120,26 @@ export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res
                 metrics.connectionWaits.inc({ upstream: handler.name, result: 'timed_out' });
                 throw err;
               }
+              waitedMs = Math.round(performance.now() - w0);
+              // A slot with almost no time left is not worth sending on: the upstream would do
+              // the work and the answer would be late anyway.
+              if (timeoutMs - waitedMs < Math.max(50, timeoutMs / 10)) {
+                share.release(slot!);
+                metrics.connectionWaits.inc({ upstream: handler.name, result: 'timed_out' });
+                throw share.noConnection(slot!, timeoutMs);
+              }
               metrics.connectionWaits.inc({ upstream: handler.name, result: 'served' });
-              upstreamReq.timeoutMs = Math.max(1, upstreamReq.timeoutMs - (performance.now() - w0));
+              upstreamReq.timeoutMs = timeoutMs - waitedMs;
             }
           }
           const t0 = performance.now();
           try {
             answer = await forwarder.send(handler.origin, upstreamReq);
+          } catch (err) {
+            if (waitedMs > 0 && isGatewayError(err) && err.code === 'UPSTREAM_TIMEOUT') {
+              throw new GatewayError('UPSTREAM_TIMEOUT', `no answer from ${handler.origin} within ${timeoutMs} ms, ${waitedMs} ms of it spent waiting for a connection`, { cause: err });
+            }
+            throw err;
           } finally {
             share?.release(slot!);
             recorded.attempt((performance.now() - t0) / 1000);

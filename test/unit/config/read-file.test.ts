@@ -34,7 +34,7 @@ test('a secret file that is a FIFO is a config problem naming its path, at start
     cfg,
     `store: {type: memory}\nupstreams:\n  keeta:\n    type: keeta\n    baseUrl: http://127.0.0.1:1\n    appId: 1\n    appSecretFile: ${fifo}\n`,
   );
-  const sync = t.throws(() => loadConfig(cfg, {})) as { problems: string[] };
+  const sync = t.throws(() => loadConfig(cfg, {})) as unknown as { problems: string[] };
   t.true(sync.problems.some((p) => p.startsWith(`upstreams.keeta.appSecretFile: cannot read ${fifo} (not a regular file: it is a FIFO`)), sync.problems.join('\n'));
   const async = (await t.throwsAsync(loadConfigAsync(cfg, {}))) as unknown as { problems: string[] };
   t.true(async.problems.some((p) => p.startsWith(`upstreams.keeta.appSecretFile: cannot read ${fifo} (not a regular file`)), async.problems.join('\n'));
