@@ -558,7 +558,7 @@ test('the dashboard is import-ready with datasource and upstream variables', asy
     for (const q of p.targets ?? []) t.regex(q.expr ?? '', /upstream=~"\$upstream"|process_|nodejs_|countersign_store_up|countersign_config_/, `panel "${p.title}" honours $upstream`);
   }
   const rows = d.panels.filter((p) => p.type === 'row').map((p) => p.title);
-  t.deepEqual(rows, ['Traffic', 'Error classes', 'Latency', 'Retries and clock', 'Token health', 'Store & process', 'Ingress', 'Rate limits']);
+  t.deepEqual(rows, ['Traffic', 'Error classes', 'Latency', 'Retries and clock', 'Token health', 'Store & process', 'Ingress', 'Rate limits', 'Saturation']);
 });
 
 test('metric names are extracted from PromQL without functions, keywords or labels', (t) => {
