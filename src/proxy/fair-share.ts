@@ -32,6 +32,8 @@ export interface CallerSlot {
   inFlight: number;
   /** Slots this caller may hold without borrowing. */
   guaranteed: number;
+  /** Its weight over all callers' (0..1]: its part of each rate rule's wait window. */
+  rateShare: number;
   cap: number;
   readonly waiting: Waiter[];
 }
@@ -80,6 +82,7 @@ export class FairShare {
     for (const [name, m] of merged) {
       const slot = this.slotOf(name);
       slot.guaranteed = Math.max(1, Math.floor((this.capacity * m.weight) / total));
+      slot.rateShare = m.weight / total;
       slot.cap = m.cap;
     }
     this.#drain();
@@ -91,7 +94,7 @@ export class FairShare {
     let slot = this.#callers.get(key);
     if (!slot) {
       // A caller unknown to the config (removed by a reload while its requests run) gets the smallest share.
-      slot = { name: key, inFlight: 0, guaranteed: 1, cap: Infinity, waiting: [] };
+      slot = { name: key, inFlight: 0, guaranteed: 1, rateShare: 1 / Math.max(1, this.#callers.size), cap: Infinity, waiting: [] };
       this.#callers.set(key, slot);
     }
     return slot;

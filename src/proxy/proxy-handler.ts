@@ -101,7 +101,7 @@ export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res
         let verdict: Verdict;
         let retriedFor = 0;
         for (;;) {
-          const admitted = limits?.admit(target.path);
+          const admitted = limits?.admit(target.path, slot);
           if (admitted) await admitted;
           const prepared = exchange.prepare();
           const upstreamReq = prepared instanceof Promise ? await prepared : prepared;

@@ -271,3 +271,33 @@ test('limits.maxConnections: a connection beyond the bound is closed at once; th
   await new Promise((r) => setTimeout(r, 100));
   t.not((await rawRequest(gw.proxyUrl, { path: '/keysecure-hk/open-api/v1/card/list', body: '{}' })).status, 0);
 });
+
+test.serial('a flood on a shared rate rule fills only the flooding caller\'s share of the wait window: another caller is admitted, not refused', async (t) => {
+  const { gw } = await keySecureSetup(t, {
+    upstreamExtra: `    rateLimits:
+      - name: cards
+        paths: ["/open-api/v1/card/list"]
+        perSecond: 5
+        maxWait: 1s
+callers:
+  - name: flood
+    token: ${FLOOD_TOKEN}
+    allow: ["keysecure-hk:*"]
+  - name: quiet
+    token: ${QUIET_TOKEN}
+    allow: ["keysecure-hk:*"]
+`,
+  });
+  t.is((await fetch(`${gw.adminUrl}/admin/upstreams/keysecure-hk/refresh`, { method: 'POST' })).status, 200);
+  const call = (token: string) => rawRequest(gw.proxyUrl, { path: '/keysecure-hk/open-api/v1/card/list', body: '{}', headers: { authorization: `Bearer ${token}` } });
+  const flood = await Promise.all(Array.from({ length: 30 }, () => call(FLOOD_TOKEN)));
+  const refused = flood.filter((r) => r.status === 429);
+  t.true(refused.length >= 20, `the flood is refused beyond its half of the window (${refused.length} of 30)`);
+  t.true(refused.some((r) => /caller "flood" already has its share \(2\) of that rate waiting/.test(r.json<{ error: { message: string } }>().error.message)));
+  // The flood holds at most its share (2 of the window's 5 slots) waiting: the quiet caller's
+  // two fit in the window, whatever the flood does meanwhile.
+  const floodAgain = Promise.all(Array.from({ length: 10 }, () => call(FLOOD_TOKEN)));
+  const quiet = await Promise.all([call(QUIET_TOKEN), call(QUIET_TOKEN)]);
+  for (const q of quiet) t.is(q.status, 200, q.body);
+  await floodAgain;
+});
