@@ -53,5 +53,5 @@ EXPOSE 8080 8443 9090
 
 # node itself is PID 1 (no npm, no shell): SIGTERM reaches the gateway, which drains and exits
 # with its own code.
-ENTRYPOINT ["node", "/app/dist/cli.js"]
+ENTRYPOINT ["node", "/app/dist/cli/main.js"]
 CMD ["serve", "--config", "/etc/countersign/config.yaml"]

@@ -313,7 +313,7 @@ upstreams:
   if (build.status !== 0) throw new Error(`${name}: build failed\n${build.stdout}${build.stderr}`);
   const out = openSync(process.env.BENCH_ACCESS_LOG ?? '/dev/null', 'a');
   const profile = process.env.BENCH_PROFILE ? [`--cpu-prof`, `--cpu-prof-dir=${resolve(process.env.BENCH_PROFILE)}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
-  const p = start(0, process.execPath, [...profile, join(root, 'dist/cli.js'), 'serve', '--config', config], { cwd: root, stdout: out });
+  const p = start(0, process.execPath, [...profile, join(root, 'dist/cli/main.js'), 'serve', '--config', config], { cwd: root, stdout: out });
   const admin = `http://127.0.0.1:${adminPort}`;
   await waitFor(`${admin}/readyz`);
   const res = await fetch(`${admin}/admin/upstreams/keeta/merchants/brand/token`, {

@@ -20,7 +20,7 @@ fi
 src=$1
 dest=$2
 
-for part in package.json package-lock.json dist/cli.js grafana; do
+for part in package.json package-lock.json dist/cli/main.js grafana; do
   if [ ! -e "$src/$part" ]; then
     echo "install-runtime.sh: $src/$part is missing (compile first: npm run build)" >&2
     exit 1

@@ -4,8 +4,8 @@ import Koa from 'koa';
 import type { Registry } from 'prom-client';
 import { requestIdFrom } from '../edge/ids.js';
 import { readBody } from '../edge/read-body.js';
-import { GatewayError, isGatewayError } from '../errors.js';
-import type { Logger } from '../logger.js';
+import { GatewayError, isGatewayError } from '../core/errors.js';
+import type { Logger } from '../observability/logger.js';
 import type { TokenAdmin } from './token-admin.js';
 
 export interface Readiness {
@@ -56,6 +56,24 @@ export function createAdminApp(deps: AdminAppDeps): Koa {
     }
   });
 
+  // Every request under /admin, whatever its method (OPTIONS included) and whether or not a
+  // route matches: nothing under /admin answers without the token, not even its Allow list.
+  app.use(async function adminAuth(ctx, next) {
+    if (ctx.path !== '/admin' && !ctx.path.startsWith('/admin/')) return next();
+    const token = adminToken();
+    if (token) {
+      const tokenDigest = digestOf(token);
+      const m = /^Bearer[ ]+(\S+)\s*$/i.exec(ctx.get('authorization'));
+      const presented = createHash('sha256').update(m?.[1] ?? '').digest();
+      if (!m || !timingSafeEqual(presented, tokenDigest)) {
+        throw new GatewayError('ADMIN_UNAUTHENTICATED', 'send Authorization: Bearer <admin token>', {
+          headers: { 'WWW-Authenticate': 'Bearer realm="countersign-admin"' },
+        });
+      }
+    }
+    await next();
+  });
+
   router.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
   });
@@ -71,28 +89,19 @@ export function createAdminApp(deps: AdminAppDeps): Koa {
     ctx.body = await registry.metrics();
   });
 
-  router.use('/admin', async function adminAuth(ctx, next) {
-    const token = adminToken();
-    if (token) {
-      const tokenDigest = digestOf(token);
-      const m = /^Bearer[ ]+(\S+)\s*$/i.exec(ctx.get('authorization'));
-      const presented = createHash('sha256').update(m?.[1] ?? '').digest();
-      if (!m || !timingSafeEqual(presented, tokenDigest)) {
-        throw new GatewayError('ADMIN_UNAUTHENTICATED', 'send Authorization: Bearer <admin token>', {
-          headers: { 'WWW-Authenticate': 'Bearer realm="countersign-admin"' },
-        });
-      }
-    }
-    await next();
-  });
-
   const body = (ctx: Koa.Context) => readBody(ctx.req, ADMIN_BODY_LIMIT);
 
   router.get('/admin/tokens', (ctx) => {
     ctx.body = tokenAdmin.list();
   });
   router.put('/admin/upstreams/:u/merchants/:m/token', async (ctx) => {
-    await tokenAdmin.importPair(ctx.params.u!, ctx.params.m!, await body(ctx));
+    const { expiresAt, expired } = await tokenAdmin.importPair(ctx.params.u!, ctx.params.m!, await body(ctx));
+    if (expired) {
+      // Keeta's refresh token expires with its access token: this pair cannot be renewed.
+      const warning = `the imported pair expired at ${new Date(expiresAt).toISOString()}, and its refresh token with it: the merchant must authorize again`;
+      log.warn({ upstream: ctx.params.u, merchant: ctx.params.m, expiresAt: new Date(expiresAt).toISOString() }, warning);
+      ctx.set('Warning', `299 countersign "${warning}"`);
+    }
     ctx.status = 204;
   });
   router.put('/admin/upstreams/:u/merchants/:m/shops', async (ctx) => {

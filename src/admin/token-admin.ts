@@ -1,6 +1,7 @@
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import { isMerchantId, MERCHANT_ID_RULE } from '../edge/ids.js';
-import { GatewayError } from '../errors.js';
+import { GatewayError } from '../core/errors.js';
+import { decodeUtf8 } from '../proxy/upstream.js';
 import { getField, JsonSyntaxError, parseJsonText, type JsonNode, type JsonObjectNode } from '../keeta/json-text.js';
 import type { TokenCache } from '../tokens/token-cache.js';
 import type { TokenService } from '../tokens/token-service.js';
@@ -61,13 +62,17 @@ export class TokenAdmin {
     }
   }
 
-  /** PUT …/merchants/{m}/token: import a Keeta pair. */
-  async importPair(upstream: string, merchant: string, rawBody: Buffer): Promise<void> {
+  /**
+   * PUT …/merchants/{m}/token: import a Keeta pair. Returns when the pair expires and whether it
+   * already has: an expired pair is stored all the same (it is what the operator has), but its
+   * refresh token expires with it, so the merchant has to authorize again.
+   */
+  async importPair(upstream: string, merchant: string, rawBody: Buffer): Promise<{ expiresAt: number; expired: boolean }> {
     const u = this.keeta(upstream);
     checkMerchantId(merchant);
     const body = parseObject(rawBody);
-    const accessToken = requireString(body, 'accessToken');
-    const refreshToken = requireString(body, 'refreshToken');
+    const accessToken = requireToken(body, 'accessToken');
+    const refreshToken = requireToken(body, 'refreshToken');
     const expiresIn = requireIntIn(body, 'expiresIn', 1, MAX_EXPIRES_IN_SEC, 'seconds, at most 10 years');
     const issuedAtTime = requireIntIn(body, 'issuedAtTime', MIN_ISSUED_AT_MS, this.clock.now() + MAX_ISSUED_AHEAD_MS, 'Unix milliseconds, not before 2015 and not more than a day ahead');
     const shopNode = getField(body, 'shopIds');
@@ -87,6 +92,7 @@ export class TokenAdmin {
     };
     await this.write(record, `a newer pair for merchant "${merchant}" is already stored; nothing was changed`);
     u.tokens.forget(merchant);
+    return { expiresAt: record.expiresAt, expired: record.expiresAt <= this.clock.now() };
   }
 
   /** PUT …/merchants/{m}/shops */
@@ -148,6 +154,7 @@ export class TokenAdmin {
     try {
       await this.store.delete(u.name, merchant);
     } catch (err) {
+      if (err instanceof GatewayError) throw err;
       throw new GatewayError('STORE_UNAVAILABLE', 'the token store cannot be reached; nothing was deleted', { cause: err });
     }
     this.cache.delete(u.name, merchant);
@@ -174,6 +181,7 @@ export class TokenAdmin {
     try {
       return await this.store.get(upstream, merchant);
     } catch (err) {
+      if (err instanceof GatewayError) throw err;
       throw new GatewayError('STORE_UNAVAILABLE', 'the token store cannot be reached', { cause: err });
     }
   }
@@ -183,6 +191,7 @@ export class TokenAdmin {
     try {
       result = await this.store.put(record);
     } catch (err) {
+      if (err instanceof GatewayError) throw err;
       throw new GatewayError('STORE_UNAVAILABLE', 'the token store cannot be reached; nothing was changed', { cause: err });
     }
     if (result === 'stale') throw new GatewayError('CONFLICT', staleMessage);
@@ -206,9 +215,12 @@ function isoTime(ms: number): string {
 }
 
 function parseObject(raw: Buffer): JsonObjectNode {
+  // Never silently replaced: a token with a byte turned into U+FFFD is another token.
+  const text = decodeUtf8(raw);
+  if (text === undefined) throw new GatewayError('BAD_JSON', 'the body is not valid UTF-8');
   let node: JsonNode;
   try {
-    node = parseJsonText(raw.toString('utf8'));
+    node = parseJsonText(text);
   } catch (err) {
     if (err instanceof JsonSyntaxError) throw new GatewayError('BAD_JSON', `the body is not valid JSON: ${err.message}`);
     throw err;
@@ -217,9 +229,17 @@ function parseObject(raw: Buffer): JsonObjectNode {
   return node;
 }
 
-function requireString(body: JsonObjectNode, key: string): string {
+/** Keeta's tokens are 32 hex digits; anything past this is a mistake, not a token. */
+export const MAX_TOKEN_CHARS = 1024;
+/** More shops than any brand has. */
+export const MAX_SHOP_IDS = 100_000;
+
+/** A token: no whitespace or control characters, at most MAX_TOKEN_CHARS. The message never repeats it. */
+function requireToken(body: JsonObjectNode, key: string): string {
   const n = getField(body, key);
   if (n?.kind !== 'string' || n.value === '') throw new GatewayError('BAD_REQUEST', `${key}: required, a non-empty string`);
+  if (n.value.length > MAX_TOKEN_CHARS) throw new GatewayError('BAD_REQUEST', `${key}: at most ${MAX_TOKEN_CHARS} characters (got ${n.value.length})`);
+  if (/[\s\p{Cc}\p{Cf}]/u.test(n.value)) throw new GatewayError('BAD_REQUEST', `${key}: no spaces, line breaks or control characters`);
   return n.value;
 }
 
@@ -235,6 +255,7 @@ function requireIntIn(body: JsonObjectNode, key: string, min: number, max: numbe
 /** shopIds are int64: kept as exact digit strings, whether sent as JSON numbers or strings. */
 function parseShopIds(node: JsonNode): string[] {
   if (node.kind !== 'array') throw new GatewayError('BAD_REQUEST', 'shopIds: expected an array of numbers');
+  if (node.items.length > MAX_SHOP_IDS) throw new GatewayError('BAD_REQUEST', `shopIds: at most ${MAX_SHOP_IDS} (got ${node.items.length})`);
   const out = new Set<string>();
   for (const item of node.items) {
     const text = item.kind === 'number' ? item.lexeme : item.kind === 'string' ? item.value : '';

@@ -87,6 +87,14 @@ export const webhooksSchema = z
       })
       .strict()
       .default({}),
+    /** The gateway's own shop re-reads after store-authorization events, per merchant (ingress/shop-rereads.ts). */
+    shopRereads: z
+      .object({
+        burst: z.number({ invalid_type_error: 'expected a whole number' }).int('expected a whole number').min(1, 'at least 1').max(100, 'at most 100').default(3),
+        interval: duration.default('10s'),
+      })
+      .strict()
+      .default({}),
     deliver: z
       .array(z.object({ events: z.array(eventId).min(1, 'list at least one event id or "*"'), url: exactUrl }).strict())
       .min(1, 'list at least one delivery target'),

@@ -1,7 +1,7 @@
 import { dirname, resolve as resolvePath } from 'node:path';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../core/errors.js';
 import { formatDuration } from './duration.js';
 import { readFailure, readRegularFile, readRegularFileSync } from './read-file.js';
 import { type Env, formatPath, interpolateEnv, resolveSecretFiles } from './resolve.js';
@@ -25,8 +25,12 @@ export function parseConfig(
 ): Config {
   const env = opts.env ?? process.env;
   const problems: string[] = [];
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
-  for (const err of doc.errors) problems.push(`yaml: ${err.message.split('\n')[0]}`);
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false, lineCounter: lines });
+  for (const err of doc.errors) {
+    const { line, col } = lines.linePos(err.pos[0]);
+    problems.push(`yaml: line ${line}, column ${col}: ${err.message.split('\n')[0]}`);
+  }
   if (problems.length) throw new ConfigError(problems);
 
   let raw = doc.toJS({ maxAliasCount: 50 }) as unknown;
@@ -35,8 +39,15 @@ export function parseConfig(
   const files: string[] = [];
   raw = resolveSecretFiles(raw, opts.baseDir ?? process.cwd(), problems, [], files, opts.readSecret);
 
+  // A value already reported (a missing variable, an unreadable secret file) is not reported
+  // again by the schema as "required" or "expected digits": one error per problem.
+  const reported = new Set(problems.map(problemPath));
   const result = configSchema.safeParse(raw);
-  if (!result.success) problems.push(...result.error.issues.flatMap(describeIssue));
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      if (!reported.has(formatPath(issue.path))) problems.push(...describeIssue(issue));
+    }
+  }
   if (problems.length || !result.success) throw new ConfigError(dedupe(problems));
 
   const cfg = result.data;
@@ -107,6 +118,12 @@ function describeIssue(issue: z.ZodIssue): string[] {
   }
   if (issue.code === z.ZodIssueCode.invalid_type && issue.received === 'undefined') return [`${at}: required`];
   return [`${at}: ${issue.message}`];
+}
+
+/** The config path a problem line names, with a `<key>File` path read as its `<key>`. */
+function problemPath(problem: string): string {
+  const at = problem.slice(0, problem.indexOf(': '));
+  return at.endsWith('File') ? at.slice(0, -4) : at;
 }
 
 function dedupe(list: string[]): string[] {

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { GatewayError } from '../errors.js';
+import { GatewayError } from '../core/errors.js';
 
 const closedEarly = (cause?: unknown) =>
   new GatewayError('CLIENT_CLOSED', 'the caller closed the connection before sending its whole body', cause === undefined ? undefined : { cause });

@@ -1,4 +1,4 @@
-import { GatewayError } from '../errors.js';
+import { GatewayError } from '../core/errors.js';
 
 /**
  * Where a proxied request goes: `/{upstream}/{path}?{query}` → upstream name, path, query.

@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import type { OAuthConfig } from '../config/ingress-schema.js';
-import type { Logger } from '../logger.js';
-import type { AuthorizationResult, AuthorizationVia, Metrics } from '../metrics.js';
+import type { Logger } from '../observability/logger.js';
+import type { AuthorizationResult, AuthorizationVia, Metrics } from '../observability/metrics.js';
 import { claimOnce, doneValue } from './claims.js';
 import { KeetaRefusal, type KeetaMerchants } from './keeta-merchants.js';
 import type { IngressStore } from './state-store.js';
@@ -91,7 +91,7 @@ export class KeetaAuthorizations {
     // A code already handled reports its outcome, whatever state it came with now: its state
     // was consumed by the first arrival.
     const earlier = await doneValue(store, codeKey);
-    if (earlier !== undefined) return again(earlier);
+    if (earlier !== undefined) return again(earlier, state);
 
     if (!state || state.length > 512) return { result: 'bad_state', reason: 'The link carries no state: use a link from the authorization API.' };
     const stateKey = this.#stateKey(state);
@@ -101,14 +101,14 @@ export class KeetaAuthorizations {
       // The same code on its other path may hold the state right now: its outcome is ours.
       if ((await store.get(codeKey)) === undefined) return badState;
       const other = await claimOnce(store, codeKey, { leaseMs: CODE_MEMORY_MS, waitMs: WAIT_FOR_FIRST_MS });
-      if (other.kind === 'done') return again(other.payload);
+      if (other.kind === 'done') return again(other.payload, state);
       if (other.kind === 'busy') return { result: 'already_connected', reason: 'This authorization is being completed; reload the page in a moment.' };
       await other.claim.release();
       return badState;
     }
 
     const claimed = await claimOnce(store, codeKey, { leaseMs: CODE_MEMORY_MS, waitMs: WAIT_FOR_FIRST_MS });
-    if (claimed.kind === 'done') return again(claimed.payload);
+    if (claimed.kind === 'done') return again(claimed.payload, state);
     if (claimed.kind === 'busy') return { result: 'already_connected', reason: 'This authorization is being completed; reload the page in a moment.' };
     const { claim } = claimed;
 
@@ -164,7 +164,9 @@ export class KeetaAuthorizations {
       await merchants.updateShops(merchant, shopIds);
     }
     const outcome: ConnectOutcome = { result: 'connected', brandName, shopCount: shopIds.length, merchant };
-    await claim.complete(JSON.stringify(outcome), CODE_MEMORY_MS);
+    // Remembered with the digest of the state the code came with: only that state (the same
+    // merchant's redirect after its Event 1, a reload) is shown the brand again.
+    await claim.complete(JSON.stringify({ ...outcome, stateDigest: digest(state) }), CODE_MEMORY_MS);
     return outcome;
   }
 
@@ -177,11 +179,16 @@ export class KeetaAuthorizations {
   }
 }
 
-/** The outcome for a code seen before. */
-function again(payload: string): ConnectOutcome {
-  const first = JSON.parse(payload) as ConnectOutcome;
+/**
+ * The outcome for a code seen before. The brand and shop count are shown only to an arrival
+ * carrying the state the code was completed with: a used code replayed without it (or with
+ * another) learns that it was used, nothing about the merchant.
+ */
+function again(payload: string, state: string | undefined): ConnectOutcome {
+  const { stateDigest, ...first } = JSON.parse(payload) as ConnectOutcome & { stateDigest?: string };
   if (first.result === 'connected' || first.result === 'already_connected') {
-    return { ...first, result: 'already_connected' };
+    if (state !== undefined && stateDigest !== undefined && stateDigest === digest(state)) return { ...first, result: 'already_connected' };
+    return { result: 'already_connected', ...(first.merchant && { merchant: first.merchant }), reason: 'This authorization code was already used.' };
   }
   return { result: first.result === 'refused' ? 'refused' : 'failed', reason: 'This authorization code was already used.' };
 }

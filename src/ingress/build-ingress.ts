@@ -1,10 +1,10 @@
 import { createRedisClient } from '../tokens/redis-connection.js';
 import type Koa from 'koa';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import type { Config } from '../config/load.js';
-import { GatewayError } from '../errors.js';
-import type { Logger } from '../logger.js';
-import type { Metrics } from '../metrics.js';
+import { GatewayError } from '../core/errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { Forwarder } from '../proxy/forwarder.js';
 import type { TokenCache } from '../tokens/token-cache.js';
 import type { TokenService } from '../tokens/token-service.js';
@@ -101,6 +101,7 @@ export function buildIngress(deps: {
       }
     },
     async close() {
+      for (const u of upstreams.values()) u.webhooks?.close();
       await deliverer.close();
       await store.close();
     },

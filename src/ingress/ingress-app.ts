@@ -1,14 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import Koa from 'koa';
+import { pageSecurityHeaders } from '../edge/page-headers.js';
 import { readBody } from '../edge/read-body.js';
-import { isGatewayError } from '../errors.js';
-import type { Logger } from '../logger.js';
+import { isGatewayError } from '../core/errors.js';
+import type { Logger } from '../observability/logger.js';
 import { gatewayErrorAnswer, keetaAnswer, keysecureAnswer } from './answers.js';
 import type { KeetaAuthorizations } from './authorizations.js';
 import type { KeetaWebhooks } from './keeta-webhooks.js';
 import type { KeySecureCallbacks } from './keysecure-callbacks.js';
-import { connectedPage, notConnectedPage } from './pages.js';
+import { connectedPage, notConnectedPage, PAGE_STYLE } from './pages.js';
 
 /** What the ingress serves for one upstream; absent parts answer 404. */
 export interface IngressUpstream {
@@ -31,6 +32,8 @@ export function createIngressApp(deps: { upstreams: ReadonlyMap<string, IngressU
 
   app.use(async function ingressErrors(ctx, next) {
     const requestId = randomUUID();
+    // Every answer: never sniffed into another type. HTML pages get the full set (htmlPage).
+    ctx.set('X-Content-Type-Options', 'nosniff');
     try {
       await next();
       if (ctx.status === 404 && ctx.body === undefined) gatewayErrorAnswer(ctx, 404, 'NOT_FOUND', `no ingress route ${ctx.method} ${ctx.path.slice(0, 100)}`, requestId);
@@ -60,18 +63,16 @@ export function createIngressApp(deps: { upstreams: ReadonlyMap<string, IngressU
   router.get('/oauth/:u/callback', async (ctx) => {
     const u = upstreamOr404(ctx, ctx.params.u!);
     if (!u) return;
+    htmlPage(ctx);
     if (!u.authorizations) {
       ctx.status = 404;
-      ctx.type = 'text/html; charset=utf-8';
       ctx.body = notConnectedPage('This gateway does not connect merchants of this upstream.');
       return;
     }
-    noStore(ctx);
     const declined = single(ctx.query['error']);
     const outcome = declined !== undefined && single(ctx.query['code']) === undefined
       ? u.authorizations.declined()
       : await u.authorizations.complete(single(ctx.query['code']), single(ctx.query['state']), 'redirect');
-    ctx.type = 'text/html; charset=utf-8';
     if (outcome.result === 'connected' || (outcome.result === 'already_connected' && outcome.brandName !== undefined)) {
       ctx.status = 200;
       ctx.body = connectedPage(outcome.brandName ?? '', outcome.shopCount ?? 0, outcome.result === 'already_connected');
@@ -122,7 +123,11 @@ function single(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-function noStore(ctx: Koa.Context): void {
+/** An HTML answer: its type, never cached, and the pages' security headers. */
+function htmlPage(ctx: Koa.Context): void {
+  ctx.type = 'text/html; charset=utf-8';
   ctx.set('Cache-Control', 'no-store');
-  ctx.set('Referrer-Policy', 'no-referrer');
+  ctx.set(PAGE_HEADERS);
 }
+
+const PAGE_HEADERS = pageSecurityHeaders({ styles: [PAGE_STYLE] });

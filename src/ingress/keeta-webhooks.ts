@@ -1,15 +1,17 @@
+import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import type { WebhooksConfig } from '../config/ingress-schema.js';
 import { getField, JsonSyntaxError, parseJsonText, type JsonNode, type JsonObjectNode } from '../keeta/json-text.js';
-import type { Logger } from '../logger.js';
-import type { InboundResult, Metrics } from '../metrics.js';
+import type { Logger } from '../observability/logger.js';
+import type { InboundResult, Metrics } from '../observability/metrics.js';
 import { decodeUtf8 } from '../proxy/upstream.js';
 import type { TokenCache } from '../tokens/token-cache.js';
 import { claimOnce } from './claims.js';
 import type { Deliverer } from './delivery.js';
 import { keetaEventLabel } from './event-labels.js';
 import type { KeetaMerchants } from './keeta-merchants.js';
+import { ShopRereads } from './shop-rereads.js';
 import { createSourceCheck, type SourceCheck } from './source-ips.js';
 import type { IngressStore } from './state-store.js';
 import { matchingRecipe } from './webhook-signature.js';
@@ -29,12 +31,14 @@ export interface WebhookRequest {
 /**
  * One Keeta upstream's webhooks (POST /hooks/{u}), in order: source address, JSON, signature
  * (candidate recipes; enforce, observe or off), timestamp window, dedupe by messageId across
- * replicas, store-authorization events, delivery to the mapped internal targets. The answer
+ * replicas, store-authorization events (verified pushes only), delivery to the mapped internal
+ * targets. The answer
  * is a success only when every target accepted the push (or it duplicates a delivered one).
  */
 export class KeetaWebhooks {
   readonly #source: SourceCheck;
   readonly #authEvents: ReadonlySet<number>;
+  readonly #rereads: ShopRereads;
 
   constructor(
     private readonly deps: {
@@ -53,6 +57,11 @@ export class KeetaWebhooks {
     this.#source = createSourceCheck(deps.cfg.sourceIps, deps.cfg.trustedProxies);
     const a = deps.cfg.authorizationEvents;
     this.#authEvents = new Set([a.added, a.cancelled, a.revoked]);
+    this.#rereads = new ShopRereads({
+      limit: { burst: deps.cfg.shopRereads.burst, intervalMs: deps.cfg.shopRereads.interval },
+      clock: deps.clock,
+      read: (m, revokeIfEmpty) => this.#reread(m, revokeIfEmpty),
+    });
   }
 
   /** Event 1 and every POST pass the same source check. */
@@ -105,20 +114,29 @@ export class KeetaWebhooks {
       if (!(skewMs <= cfg.timestampWindow)) return finish('stale', { status: 400, message: 'timestamp outside the accepted window' });
     }
 
+    // Only a push whose signature verified (or every push, with verify: off) is believed: an
+    // unverified one (observe) is delivered, flagged, but changes nothing in the gateway and
+    // has a dedupe set of its own, so a forged copy cannot burn a genuine message id.
+    const trusted = verified || cfg.verify === 'off';
     const shopId = idText(getField(body, 'shopId'));
     const merchant = shopId === undefined ? undefined : this.deps.cache.merchantForShop(upstream, shopId);
     const targets = this.#targets(Number(eventId));
 
-    const claimed = await claimOnce(this.deps.store, `ingress:${upstream}:msg:${messageId}`, { leaseMs: cfg.timeout * 3 + 30_000, waitMs: cfg.timeout + 2000 });
+    const key = trusted ? `ingress:${upstream}:msg:${messageId}` : `ingress:${upstream}:msg-unverified:${messageId}:${createHash('sha256').update(req.body).digest('hex')}`;
+    const claimed = await claimOnce(this.deps.store, key, { leaseMs: cfg.timeout * 3 + 30_000, waitMs: cfg.timeout + 2000 });
     if (claimed.kind === 'done') return finish('duplicate', { status: 200 });
     if (claimed.kind === 'busy') return finish('duplicate', { status: 409, message: 'this message is being delivered; retry later' });
 
-    try {
-      await this.#authorizationEvent(Number(eventId), shopId, body);
-    } catch (err) {
-      await claimed.claim.release();
-      log.warn({ upstream, event, err: (err as Error).message }, 'store-authorization event could not be applied');
-      return finish('delivery_failed', { status: 502, message: 'the authorization change could not be applied' });
+    if (trusted) {
+      try {
+        await this.#authorizationEvent(Number(eventId), shopId, body);
+      } catch (err) {
+        await claimed.claim.release();
+        log.warn({ upstream, event, err: (err as Error).message }, 'store-authorization event could not be applied');
+        return finish('delivery_failed', { status: 502, message: 'the authorization change could not be applied' });
+      }
+    } else if (this.#authEvents.has(Number(eventId))) {
+      log.warn({ upstream, event, messageId }, 'an unverified store-authorization event was not acted on (webhooks.verify: observe)');
     }
 
     const headers: Record<string, string> = {
@@ -139,7 +157,7 @@ export class KeetaWebhooks {
     }
     await claimed.claim.complete('1', cfg.dedupeFor);
     if (targets.length === 0) log.info({ upstream, event }, 'no delivery target for this event; acknowledged');
-    return finish(verified || cfg.verify === 'off' ? 'delivered' : 'unverified', { status: 200 });
+    return finish(trusted ? 'delivered' : 'unverified', { status: 200 });
   }
 
   /** The URLs of the rules naming the event, else of the "*" rule. */
@@ -169,12 +187,37 @@ export class KeetaWebhooks {
       return;
     }
     // Added or cancelled: the merchant's shops changed. A new shop is not indexed yet, so
-    // without a known merchant every live merchant of the upstream is re-read.
+    // without a known merchant every live merchant of the upstream is re-read. Re-reads are
+    // limited per merchant (webhooks.shopRereads); the push waits for them at most `timeout`.
     const which = merchant !== undefined ? [merchant] : [...cache.records(upstream)].filter((r) => r.revokedAt === undefined).map((r) => r.merchant);
-    for (const m of which) {
+    const reads = which.map((m) => this.#rereads.request(m, eventId === a.cancelled));
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), this.deps.cfg.timeout);
+    });
+    try {
+      const outcome = await Promise.race([Promise.all(reads), late]);
+      if (outcome === 'late') log.info({ upstream, event: String(eventId), merchants: which.length }, 'shop re-reads are still waiting for their per-merchant rate; acknowledged, they follow');
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  close(): void {
+    this.#rereads.close();
+  }
+
+  /** Re-read one merchant's shops (the ShopRereads limiter decides when). */
+  async #reread(m: string, revokeIfEmpty: boolean): Promise<number> {
+    const { merchants, upstream, log } = this.deps;
+    try {
       const count = await merchants.refreshShops(m);
       log.info({ upstream, merchant: m, shops: count }, "merchant's shops re-read after an authorization change");
-      if (count === 0 && eventId === a.cancelled) await merchants.markRevoked(m);
+      if (count === 0 && revokeIfEmpty) await merchants.markRevoked(m);
+      return count;
+    } catch (err) {
+      log.warn({ upstream, merchant: m, err: (err as Error).message }, "merchant's shops could not be re-read after an authorization change");
+      throw err;
     }
   }
 }

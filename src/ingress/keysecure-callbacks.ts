@@ -1,11 +1,12 @@
 import { performance } from 'node:perf_hooks';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import type { CallbacksConfig } from '../config/ingress-schema.js';
 import { getField, JsonSyntaxError, parseJsonText, type JsonObjectNode } from '../keeta/json-text.js';
-import type { Logger } from '../logger.js';
-import type { InboundResult, Metrics } from '../metrics.js';
+import type { Logger } from '../observability/logger.js';
+import type { InboundResult, Metrics } from '../observability/metrics.js';
 import { decodeUtf8 } from '../proxy/upstream.js';
 import { callbackSignatureMatches, callbackSignText } from './callback-signature.js';
+import { actionMismatch, envelopeCollision, signedContentDigest } from './callback-content.js';
 import { claimOnce } from './claims.js';
 import type { Deliverer } from './delivery.js';
 import { keysecureActionLabel } from './event-labels.js';
@@ -25,9 +26,17 @@ export interface CallbackRequest {
 
 const OK: CallbackAnswer = { status: 200, code: 0, message: '' };
 
+/** What a delivered callback left in the dedupe set: the action it was delivered as, and its answer. */
+interface StoredOutcome {
+  action: string;
+  answer: CallbackAnswer;
+}
+
 /**
- * One KeySecure upstream's callbacks (POST /hooks/{u}): Signature V1, timestamp window, dedupe
- * by push `id` across replicas, delivery by `action`. For `Auth` the target's own
+ * One KeySecure upstream's callbacks (POST /hooks/{u}): data fields that collide with the signed
+ * envelope refused, `action` believed only for data of its shape, Signature V1, timestamp window
+ * (on the signed Timestamp), dedupe by signed content across replicas (callback-content.ts),
+ * delivery by `action`. For `Auth` the target's own
  * `{code, message}` is the decision and goes back to KeySecure; a target that is late or fails
  * gets a failure answer within the rule's budget (default 700 ms, KeySecure waits 800 ms).
  * A duplicate of a delivered Auth gets the same decision again.
@@ -66,12 +75,18 @@ export class KeySecureCallbacks {
     const { id, action, data } = parsed;
     event = keysecureActionLabel(action);
     pushId = id;
+    // A data field named like a signed envelope field would take its place in the signed map.
+    const collision = envelopeCollision(data);
+    if (collision !== undefined) return finish('bad_request', { status: 400, code: 400, message: `data.${collision}: not allowed, it collides with the signed ${collision}` });
+    const mismatch = actionMismatch(action, data);
+    if (mismatch !== undefined) return finish('bad_request', { status: 400, code: 400, message: `action ${action} does not match its data: ${mismatch}` });
 
     let verified = false;
     if (cfg.verify !== 'off') {
       const timestamp = req.headers['timestamp'];
       const signature = req.headers['signature'];
       const version = req.headers['sign-version'];
+      if (timestamp !== undefined && !/^\d{1,16}$/.test(timestamp)) return finish('bad_request', { status: 400, code: 400, message: 'Timestamp: expected Unix milliseconds' });
       verified =
         timestamp !== undefined &&
         signature !== undefined &&
@@ -79,22 +94,36 @@ export class KeySecureCallbacks {
         this.deps.secret !== undefined &&
         callbackSignatureMatches(this.deps.secret, callbackSignText(cfg.appId ?? '', timestamp, data), signature);
       if (!verified && cfg.verify === 'enforce') return finish('bad_signature', { status: 401, code: 401, message: 'signature does not match' });
+      // The window is checked on the very value the signature covers (the Timestamp header).
       if (verified && !(Math.abs(this.deps.clock.now() - Number(timestamp)) <= cfg.timestampWindow)) {
         return finish('stale', { status: 400, code: 400, message: 'Timestamp outside the accepted window' });
       }
     }
+    const trusted = verified || cfg.verify === 'off';
 
     const rule = this.#rule(action);
     const isAuth = action === 'Auth';
     const budget = rule?.timeout ?? 5000;
-    const claimed = await claimOnce(this.deps.store, `ingress:${upstream}:push:${id}`, { leaseMs: budget * 3 + 30_000, waitMs: isAuth ? budget : budget + 2000 });
-    if (claimed.kind === 'done') return finish('duplicate', JSON.parse(claimed.payload) as CallbackAnswer);
+    // Dedupe on what the signature covers, not on the unsigned id: the same signed data is one
+    // callback whatever id or action it comes with (a KeySecure retry included), and a replay
+    // under the id of a push still to come marks nothing of that push. Unverified callbacks
+    // (observe) have a set of their own, so a forged one can never mark a genuine one as seen.
+    const key = `ingress:${upstream}:${trusted ? 'callback' : 'callback-unverified'}:${signedContentDigest(data)}`;
+    const claimed = await claimOnce(this.deps.store, key, { leaseMs: budget * 3 + 30_000, waitMs: isAuth ? budget : budget + 2000 });
+    if (claimed.kind === 'done') {
+      const first = JSON.parse(claimed.payload) as StoredOutcome;
+      if (first.action === action) return finish('duplicate', first.answer);
+      log.warn({ upstream, event, pushId: id, firstAction: keysecureActionLabel(first.action) }, 'a callback already received under another action came again; not delivered');
+      return finish('duplicate', { status: isAuth ? 200 : 409, code: 409, message: 'this callback was already received under another action' });
+    }
     if (claimed.kind === 'busy') return finish('duplicate', { status: isAuth ? 200 : 409, code: 409, message: 'this push is being delivered' });
+    const complete = (answer: CallbackAnswer) => claimed.claim.complete(JSON.stringify({ action, answer } satisfies StoredOutcome), cfg.dedupeFor);
+    const release = () => claimed.claim.release();
 
     if (!rule) {
-      await claimed.claim.complete(JSON.stringify(OK), cfg.dedupeFor);
+      await complete(OK);
       log.info({ upstream, event }, 'no delivery target for this action; acknowledged');
-      return finish(verified || cfg.verify === 'off' ? 'delivered' : 'unverified', OK);
+      return finish(trusted ? 'delivered' : 'unverified', OK);
     }
 
     const headers: Record<string, string> = {
@@ -110,7 +139,7 @@ export class KeySecureCallbacks {
     this.deps.metrics.inboundDelivery.observe({ upstream, event }, (performance.now() - t0) / 1000);
 
     if (!out.ok) {
-      await claimed.claim.release();
+      await release();
       log.warn({ upstream, event, pushId: id, target: rule.url, err: out.error }, isAuth ? 'Auth callback not decided in time; answered with a failure' : 'callback delivery failed');
       const answer: CallbackAnswer = out.timedOut
         ? { status: isAuth ? 200 : 504, code: 504, message: `the authorization service did not answer within ${rule.timeout} ms` }
@@ -122,13 +151,13 @@ export class KeySecureCallbacks {
     if (isAuth) {
       const decision = readDecision(out.body);
       if (!decision) {
-        await claimed.claim.release();
+        await release();
         return finish('delivery_failed', { status: 200, code: 502, message: 'the authorization service answered without {code, message}' });
       }
       answer = { status: 200, ...decision };
     }
-    await claimed.claim.complete(JSON.stringify(answer), cfg.dedupeFor);
-    return finish(verified || cfg.verify === 'off' ? 'delivered' : 'unverified', answer);
+    await complete(answer);
+    return finish(trusted ? 'delivered' : 'unverified', answer);
   }
 
   #rule(action: string): CallbacksConfig['deliver'][number] | undefined {

@@ -1,5 +1,5 @@
 import type { RedisClient as Redis } from '../tokens/redis-connection.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 
 /**
  * Short-lived shared state of the ingress side: OAuth `state`s, claimed authorization codes and

@@ -1,9 +1,9 @@
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import type { KeetaUpstreamConfig } from '../config/schema.js';
 import { forwardableRequestHeaders } from '../edge/headers.js';
 import { isMerchantId, MERCHANT_ID_RULE } from '../edge/ids.js';
+import { GatewayError } from '../core/errors.js';
 import { reachesEndpoint } from '../edge/endpoint-match.js';
-import { GatewayError } from '../errors.js';
 import { classifyKeeta, keetaCodeLabel, readEnvelope } from '../proxy/classify.js';
 import type { UpstreamRequest } from '../proxy/forwarder.js';
 import { decodeUtf8, splitBaseUrl, type Exchange, type UpstreamHandler } from '../proxy/upstream.js';

@@ -1,4 +1,4 @@
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import type { KeetaUpstreamConfig } from '../config/schema.js';
 import { UpstreamCallError, type Forwarder } from '../proxy/forwarder.js';
 import { splitBaseUrl } from '../proxy/upstream.js';

@@ -1,27 +1,20 @@
 import type { KeySecureUpstreamConfig } from '../config/schema.js';
 import { forwardableRequestHeaders } from '../edge/headers.js';
+import { GatewayError } from '../core/errors.js';
+import type { Logger } from '../observability/logger.js';
 import { reachesEndpoint } from '../edge/endpoint-match.js';
-import { GatewayError } from '../errors.js';
-import type { Logger } from '../logger.js';
 import { classifyKeySecure, keySecureCodeLabel, readEnvelope } from '../proxy/classify.js';
 import { decodeUtf8, headerValue, splitBaseUrl, type Exchange, type UpstreamHandler } from '../proxy/upstream.js';
 import type { TokenService } from '../tokens/token-service.js';
 import { KEYSECURE_MERCHANT, type TokenRecord } from '../tokens/types.js';
 import type { UpstreamRequest } from '../proxy/forwarder.js';
+import { CONFIG_FAULTS } from './config-faults.js';
 import { KEYSECURE_TOKEN_PATH } from './token-source.js';
 import type { UpstreamClock } from './upstream-clock.js';
 
 /** Auth headers the proxy sets; callers' copies are dropped. */
 const AUTH_HEADERS = new Set(['api-key', 'timestamp', 'access-token']);
 
-/** Configuration faults (docs/protocols.md 4.3): never retried, logged with the likely cause. */
-const CONFIG_FAULTS: Record<number, string> = {
-  1003: "this host's egress IP is not on the Api-Key's whitelist",
-  1008: 'the configured apiKey does not exist upstream',
-  1010: 'the Api-Key is not enabled upstream',
-  1011: 'the Api-Key has expired upstream',
-  1012: "the merchant's integration mode does not support this call",
-};
 const FAULT_LOG_EVERY_MS = 60_000;
 
 /**

@@ -1,8 +1,9 @@
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import type { KeySecureUpstreamConfig } from '../config/schema.js';
 import type { Forwarder, UpstreamResponse } from '../proxy/forwarder.js';
 import { headerValue, splitBaseUrl } from '../proxy/upstream.js';
 import { TokenFetchError, type TokenSource } from '../tokens/token-service.js';
+import { CONFIG_FAULTS } from './config-faults.js';
 import type { TokenRecord } from '../tokens/types.js';
 import type { UpstreamClock } from './upstream-clock.js';
 
@@ -44,7 +45,8 @@ export function createKeySecureTokenSource(
         body = parse(res);
       }
       if (body.code !== 0) {
-        throw new TokenFetchError(`KeySecure token endpoint answered code ${body.code}${body.msg ? ` (${String(body.msg).slice(0, 200)})` : ''}`);
+        const cause = CONFIG_FAULTS[body.code];
+        throw new TokenFetchError(`KeySecure token endpoint answered code ${body.code}${body.msg ? ` (${String(body.msg).slice(0, 200)})` : ''}${cause ? `: ${cause}` : ''}`);
       }
       const data = body.data as { access_token?: unknown; expired_time?: unknown } | undefined;
       if (typeof data?.access_token !== 'string' || data.access_token === '' || typeof data.expired_time !== 'number') {

@@ -1,4 +1,4 @@
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import { gcraReserve, type GcraDecision, type GcraRule } from './gcra.js';
 
 /** One rule's budget as a limiter sees it: where its state lives and its arithmetic. */

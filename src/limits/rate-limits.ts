@@ -1,9 +1,9 @@
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import { COOLDOWN_RULE, type RateLimitedConfig, type RateLimitRuleConfig, type UpstreamConfig } from '../config/schema.js';
 import { globToRegExp } from '../edge/callers.js';
-import { GatewayError } from '../errors.js';
-import type { Logger } from '../logger.js';
-import type { Metrics } from '../metrics.js';
+import { GatewayError } from '../core/errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import { gcraRule, retryAfterSeconds } from './gcra.js';
 import type { Limiter, LimitKey } from './local-limiter.js';
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { RedisClient as Redis } from '../tokens/redis-connection.js';
-import type { Clock } from '../clock.js';
-import type { Logger } from '../logger.js';
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../observability/logger.js';
 import type { GcraDecision } from './gcra.js';
 import type { Limiter, LimitKey, LocalLimiter } from './local-limiter.js';
 

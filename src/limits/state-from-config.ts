@@ -1,7 +1,7 @@
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import type { ParsedConfig } from '../config/schema.js';
-import type { Logger } from '../logger.js';
-import type { Metrics } from '../metrics.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import { createLimiterRedisClient } from './limiter-client.js';
 import { LocalLimiter } from './local-limiter.js';
 import { createRateLimitState, type RateLimitState } from './rate-limits.js';

@@ -1,4 +1,4 @@
-import type { RequestClass } from '../metrics.js';
+import type { RequestClass } from '../observability/metrics.js';
 
 /**
  * Error-code classes (docs/protocols.md 4.4) and the code label of

@@ -1,4 +1,4 @@
-import { GatewayError } from '../errors.js';
+import { GatewayError } from '../core/errors.js';
 
 /**
  * One upstream's connections, shared fairly among callers (README "Limits and fairness").

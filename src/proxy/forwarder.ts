@@ -1,5 +1,5 @@
 import { Pool, errors as undiciErrors, util as undiciUtil, type Dispatcher } from 'undici';
-import { GatewayError } from '../errors.js';
+import { GatewayError } from '../core/errors.js';
 import { DeadlineSweeper } from './deadlines.js';
 
 /**

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { RequestClass, RetryReason } from '../metrics.js';
+import type { RequestClass, RetryReason } from '../observability/metrics.js';
 import type { UpstreamRequest, UpstreamResponse } from './forwarder.js';
 
 /**

@@ -1,5 +1,5 @@
-import type { Logger } from '../logger.js';
-import type { Metrics } from '../metrics.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import { debounce } from './debounce.js';
 import { watchFiles } from './file-watch.js';
 import type { LiveConfig } from './live-config.js';

@@ -1,9 +1,9 @@
-import type { Clock } from '../clock.js';
-import { systemClock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
+import { systemClock } from '../core/clock.js';
 import { loadConfigAsync, type Config } from '../config/load.js';
-import { ConfigError } from '../errors.js';
-import type { Logger } from '../logger.js';
-import type { Metrics } from '../metrics.js';
+import { ConfigError } from '../core/errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import { planReload } from './config-diff.js';
 import type { LiveConfig } from './live-config.js';
 

@@ -1,5 +1,6 @@
-import type { Logger } from '../logger.js';
-import type { Metrics } from '../metrics.js';
+import { startingError } from '../core/errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import { createStore, type StoreConfig } from './create-store.js';
 import { monitorStore } from './monitored-store.js';
 import { TokenCache } from './token-cache.js';
@@ -27,8 +28,13 @@ export interface StoreLifecycleOptions {
  * after a reconnect. One object that outlives anything rebuilt around it.
  */
 export class StoreLifecycle {
-  /** The store every part of the app uses: each operation reports whether the store answered. */
+  /**
+   * The store every part of the app uses: each operation reports whether the store answered,
+   * and until the store is open (and the cache warm) each is refused with STARTING.
+   */
   readonly store: TokenStore;
+  /** The same store without the gate: what opening, warming and following use. */
+  readonly #inner: TokenStore;
   readonly #o: StoreLifecycleOptions;
   readonly #kind: TokenStore['kind'];
   #up = false;
@@ -44,7 +50,8 @@ export class StoreLifecycle {
     const base = options.store ?? createStore(options.config, { onStatus: (up) => this.#setUp(up) });
     this.#kind = base.kind;
     metrics.storeUp.set({ store: base.kind }, 0);
-    this.store = monitorStore(base, (up) => this.#setUp(up));
+    this.#inner = monitorStore(base, (up) => this.#setUp(up));
+    this.store = gateUntilOpen(this.#inner, () => this.#opened);
   }
 
   /** The store answered its last operation. */
@@ -83,7 +90,7 @@ export class StoreLifecycle {
 
   async closeStore(): Promise<void> {
     this.stop();
-    await this.store.close();
+    await this.#inner.close();
   }
 
   #setUp(up: boolean): void {
@@ -103,7 +110,7 @@ export class StoreLifecycle {
   }
 
   async #openOnce(): Promise<void> {
-    const { store, cache, log } = { store: this.store, cache: this.#o.cache, log: this.#o.log };
+    const { store, cache, log } = { store: this.#inner, cache: this.#o.cache, log: this.#o.log };
     await store.open();
     await this.#warm();
     if (this.#closed) return;
@@ -125,7 +132,7 @@ export class StoreLifecycle {
   }
 
   async #warm(): Promise<void> {
-    for (const rec of await this.store.list()) if (this.#o.knows(rec.upstream)) this.#o.cache.set(rec);
+    for (const rec of await this.#inner.list()) if (this.#o.knows(rec.upstream)) this.#o.cache.set(rec);
   }
 
   /**
@@ -135,7 +142,7 @@ export class StoreLifecycle {
    * replica was cut off may come back; deleting it again is safer than losing a token.
    */
   async #resync(): Promise<void> {
-    const { store, cache, log } = { store: this.store, cache: this.#o.cache, log: this.#o.log };
+    const { store, cache, log } = { store: this.#inner, cache: this.#o.cache, log: this.#o.log };
     const stored = new Map<string, TokenRecord>();
     for (const rec of await store.list()) {
       if (!this.#o.knows(rec.upstream)) continue;
@@ -150,4 +157,21 @@ export class StoreLifecycle {
       }
     }
   }
+}
+
+/** `store`, refusing every operation with STARTING until `open()` says it is open. */
+function gateUntilOpen(store: TokenStore, open: () => boolean): TokenStore {
+  const gate = <T>(op: () => Promise<T>): Promise<T> => (open() ? op() : Promise.reject(startingError()));
+  return {
+    kind: store.kind,
+    open: () => store.open(),
+    get: (u, m) => gate(() => store.get(u, m)),
+    list: (u) => gate(() => store.list(u)),
+    put: (r) => gate(() => store.put(r)),
+    delete: (u, m) => gate(() => store.delete(u, m)),
+    withLock: (u, m, lease, fn) => gate(() => store.withLock(u, m, lease, fn)),
+    isLocked: (u, m) => gate(() => store.isLocked(u, m)),
+    subscribe: (l) => store.subscribe(l),
+    close: () => store.close(),
+  };
 }

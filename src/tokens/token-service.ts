@@ -1,7 +1,7 @@
-import type { Clock } from '../clock.js';
-import { GatewayError } from '../errors.js';
-import type { Logger } from '../logger.js';
-import type { Metrics, RefreshTrigger, TokenSnapshot, TokenState } from '../metrics.js';
+import type { Clock } from '../core/clock.js';
+import { GatewayError } from '../core/errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics, RefreshTrigger, TokenSnapshot, TokenState } from '../observability/metrics.js';
 import { TokenCache } from './token-cache.js';
 import { KEYSECURE_MERCHANT, StoreError, type HeldLock, type TokenRecord, type TokenStore } from './types.js';
 
@@ -61,6 +61,8 @@ export function tokenUnavailable(message: string, retryAfterMs: number, cause?: 
 }
 
 export function storeUnavailable(cause: unknown): GatewayError {
+  // Not open yet is not unreachable: the STARTING refusal goes out as it is.
+  if (cause instanceof GatewayError && cause.code === 'STARTING') return cause;
   return new GatewayError('STORE_UNAVAILABLE', 'the token store cannot be reached and no cached token is valid', {
     headers: { 'Retry-After': '5' },
     cause,
@@ -401,7 +403,7 @@ export class TokenService {
       if (attempted && !(err instanceof GatewayError && err.code === 'STORE_UNAVAILABLE')) {
         o.metrics.tokenRefreshes.inc({ upstream: this.upstream, trigger, result: 'failure' });
       }
-      throw this.#recordFailure(key, merchant, trigger, err, attempted);
+      throw this.#recordFailure(key, merchant, trigger, err, attempted, before);
     }
   }
 
@@ -449,7 +451,7 @@ export class TokenService {
       next = await o.source.obtain(merchant, before);
     } catch (err) {
       o.metrics.tokenRefreshes.inc({ upstream: this.upstream, trigger, result: 'failure' });
-      throw this.#recordFailure(key, merchant, trigger, err, true);
+      throw this.#recordFailure(key, merchant, trigger, err, true, before);
     }
     o.metrics.tokenRefreshes.inc({ upstream: this.upstream, trigger, result: 'success' });
     this.#clearState(key);
@@ -468,7 +470,7 @@ export class TokenService {
     const valid = before !== undefined && o.clock.now() < before.expiresAt;
     o.log.warn(
       { ...logFields(this.upstream, merchant), trigger, currentTokenValid: valid, err: describe(cause) },
-      'token store unreachable: no refresh without the cross-replica lock; the current token stays in use',
+      `token store unreachable: no refresh without the cross-replica lock; ${afterFailedRenewal(before, o.clock.now())}`,
     );
   }
 
@@ -562,7 +564,7 @@ export class TokenService {
     }
   }
 
-  #recordFailure(key: string, merchant: string, trigger: RefreshTrigger, err: unknown, attempted: boolean): GatewayError {
+  #recordFailure(key: string, merchant: string, trigger: RefreshTrigger, err: unknown, attempted: boolean, before: TokenRecord | undefined): GatewayError {
     const o = this.#o;
     const now = o.clock.now();
     const gw = err instanceof GatewayError ? err : err instanceof StoreError ? storeUnavailable(err) : undefined;
@@ -579,9 +581,20 @@ export class TokenService {
     const backoff = Math.min(o.maxBackoffMs, base * 2 ** (failures - 1));
     const message = describe(err);
     this.#failures.set(key, { failures, failedAt: now, nextAttemptAt: now + backoff, message });
-    o.log.warn({ ...logFields(this.upstream, merchant), trigger, failures, retryInMs: backoff, err: message }, 'token renewal failed; the current token stays in use');
+    o.log.warn({ ...logFields(this.upstream, merchant), trigger, failures, retryInMs: backoff, err: message }, afterFailedRenewal(before, now));
     return gw ?? tokenUnavailable(`cannot renew the ${this.upstream} token: ${message}`, backoff, err);
   }
+}
+
+/** What a failed renewal leaves the merchant with, for the log line that reports it. */
+function afterFailedRenewal(current: TokenRecord | undefined, now: number): string {
+  if (current !== undefined && now < current.expiresAt) {
+    return `token renewal failed; the current token stays in use until it expires at ${new Date(current.expiresAt).toISOString()}`;
+  }
+  if (current !== undefined) {
+    return `token renewal failed and the current token expired at ${new Date(current.expiresAt).toISOString()}; requests for this merchant are refused with TOKEN_UNAVAILABLE until a renewal succeeds`;
+  }
+  return 'token renewal failed and there is no current token; requests are refused with TOKEN_UNAVAILABLE until a renewal succeeds';
 }
 
 /** The upstream refused to issue a token; message is safe to show (no token in it). */

@@ -12,7 +12,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import type { Clock } from '../../src/clock.js';
+import type { Clock } from '../../src/core/clock.js';
 import { KEETA_SIM_CODES } from '../../src/sim/index.js';
 import { postJson } from '../helpers/http.js';
 import { adminTokens, createAuthorization, keetaIngressSetup, type KeetaIngressOptions, type KeetaIngressSetup } from '../helpers/ingress-setup.js';

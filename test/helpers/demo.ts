@@ -20,11 +20,11 @@ export interface RunningDemo {
  * `npm run demo` on ephemeral ports in its own directory, started and waited for until it
  * prints its banner. Killed at teardown if the test has not stopped it.
  */
-export async function startDemo(t: ExecutionContext, env: NodeJS.ProcessEnv = process.env): Promise<RunningDemo> {
-  const dir = mkdtempSync(join(tmpdir(), 'cs-demo-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/demo.ts'], {
+export async function startDemo(t: ExecutionContext, env: NodeJS.ProcessEnv = process.env, opts: { dir?: string; ports?: Record<'PORT' | 'ADMIN_PORT' | 'INGRESS_PORT', string> } = {}): Promise<RunningDemo> {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'cs-demo-'));
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/demo.ts'], {
     cwd: ROOT,
-    env: { ...env, PORT: '0', ADMIN_PORT: '0', INGRESS_PORT: '0', COUNTERSIGN_DEMO_DIR: dir, NODE_OPTIONS: '' },
+    env: { ...env, PORT: '0', ADMIN_PORT: '0', INGRESS_PORT: '0', ...opts.ports, COUNTERSIGN_DEMO_DIR: dir, NODE_OPTIONS: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -1,9 +1,9 @@
 import { Registry } from 'prom-client';
-import { buildApp, type App } from '../../src/app.js';
-import type { Clock } from '../../src/clock.js';
+import { buildApp, type App } from '../../src/app/app.js';
+import type { Clock } from '../../src/core/clock.js';
 import { parseConfig, type Config } from '../../src/config/load.js';
 import type { IngressStore } from '../../src/ingress/state-store.js';
-import { listenApp } from '../../src/server.js';
+import { listenApp } from '../../src/app/server.js';
 import { MemoryStore } from '../../src/tokens/memory-store.js';
 import type { TokenStore } from '../../src/tokens/types.js';
 import { captureLogs } from './log-capture.js';

@@ -1,5 +1,5 @@
 import type { ExecutionContext } from 'ava';
-import type { Clock } from '../../src/clock.js';
+import type { Clock } from '../../src/core/clock.js';
 import { KEETA_SIM_CODES, startKeetaSim, type KeetaSim, type KeetaSimOptions } from '../../src/sim/index.js';
 import type { TokenStore } from '../../src/tokens/types.js';
 import { startGateway, type TestGateway } from './gateway.js';

@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { createLogger, type Logger } from '../../src/logger.js';
+import { createLogger, type Logger } from '../../src/observability/logger.js';
 
 /** A real pino logger writing into memory, so tests can read every line it printed. */
 export function captureLogs(level = 'debug'): { log: Logger; lines: string[]; text(): string } {

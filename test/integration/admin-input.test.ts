@@ -98,3 +98,32 @@ test('token renewal log lines name the merchant, and only for Keeta', async (t) 
   t.deepEqual(renewed.map((l) => l.merchant), ['brand-logs-1']);
   t.true([...failed, ...renewed].every((l) => l.upstream === 'keeta'));
 });
+
+test('importing a pair that has already expired is stored, but answered with a Warning and logged: its refresh token expired with it', async (t) => {
+  const { gw } = await keetaSetup(t);
+  const issued = Date.now() - 91 * 86_400_000;
+  const res = await rawRequest(gw.adminUrl, { method: 'PUT', path: '/admin/upstreams/keeta/merchants/brand-old/token', headers: json, body: pairBody({ expiresIn: 7776000, issuedAtTime: issued }) });
+  t.is(res.status, 204);
+  const expiredAt = new Date(issued + 7776000 * 1000).toISOString();
+  t.is(res.headers['warning'], `299 countersign "the imported pair expired at ${expiredAt}, and its refresh token with it: the merchant must authorize again"`);
+  const line = gw.logs.map((l) => JSON.parse(l) as { msg: string; merchant?: string; level: string }).find((l) => l.msg.startsWith('the imported pair expired'));
+  t.like(line, { merchant: 'brand-old', level: 'warn' });
+  t.false(gw.logText().includes('imp-access-1') || gw.logText().includes('imp-refresh-1'));
+  // A fresh pair gets no warning.
+  const fresh = await rawRequest(gw.adminUrl, { method: 'PUT', path: '/admin/upstreams/keeta/merchants/brand-new/token', headers: json, body: pairBody({ expiresIn: 7776000, issuedAtTime: Date.now() - 60_000 }) });
+  t.is(fresh.status, 204);
+  t.is(fresh.headers['warning'], undefined);
+});
+
+test('a failed renewal says what it leaves the merchant with: the current token until its expiry, or refusals once it has expired', async (t) => {
+  const { sim, gw, addMerchant } = await keetaSetup(t);
+  await addMerchant('brand-valid', ['501'], { expiresInSec: 3 * 86_400 });
+  await addMerchant('brand-expired', ['502'], { expiresInSec: 60, issuedAgoMs: 120_000 });
+  sim.control.failNext(2, { code: KEETA_SIM_CODES.SERVER_ERROR, includeTokenEndpoint: true });
+  t.is((await rawRequest(gw.adminUrl, { method: 'POST', path: '/admin/upstreams/keeta/merchants/brand-valid/refresh' })).status, 503);
+  t.is((await rawRequest(gw.adminUrl, { method: 'POST', path: '/admin/upstreams/keeta/merchants/brand-expired/refresh' })).status, 503);
+  const failed = gw.logs.map((l) => JSON.parse(l) as { msg: string; merchant?: string }).filter((l) => l.msg.startsWith('token renewal failed'));
+  const msg = (m: string) => failed.find((l) => l.merchant === m)?.msg ?? '';
+  t.regex(msg('brand-valid'), /^token renewal failed; the current token stays in use until it expires at \d{4}-\d\d-\d\dT/);
+  t.regex(msg('brand-expired'), /^token renewal failed and the current token expired at \S+; requests for this merchant are refused with TOKEN_UNAVAILABLE until a renewal succeeds$/);
+});

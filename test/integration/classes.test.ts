@@ -1,7 +1,7 @@
 import test from 'ava';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CLASSES } from '../../src/metrics.js';
+import { CLASSES } from '../../src/observability/metrics.js';
 import { KEETA_SIM_CODES, startKeetaSim, startKeySecureSim } from '../../src/sim/index.js';
 import { startGateway } from '../helpers/gateway.js';
 import { postJson } from '../helpers/http.js';

@@ -169,6 +169,11 @@ test('sign for Keeta prints the exact pre-hash with <appSecret> and <accessToken
   const bad = await runCli(['sign', '--config', file, '--upstream', 'keeta', '--path', '/x', '--body', '{"a":']);
   t.is(bad.code, 2);
   t.regex(bad.stderr, /--body is not valid JSON/);
+
+  // A path without its leading slash is named as such, with the fix.
+  const slashless = await runCli(['sign', '--config', file, '--upstream', 'keeta', '--path', 'order/get', '--body', '{}']);
+  t.is(slashless.code, 2);
+  t.regex(slashless.stderr, /--path must start with "\/" \(the path below baseUrl\): did you mean --path \/order\/get\?/);
 });
 
 test('serve on a port already in use logs one clear line naming the address and exits 1, before touching the store', async (t) => {
@@ -196,7 +201,7 @@ test('serve on a port already in use logs one clear line naming the address and 
 });
 
 test('the built CLI is executable (npm run build marks it), so npx countersign and the bin link can run it', (t) => {
-  const mode = statSync(join(ROOT, 'dist/cli.js')).mode;
-  t.true((mode & 0o111) === 0o111, `dist/cli.js mode ${(mode & 0o777).toString(8)}`);
-  t.true(readFileSync(join(ROOT, 'dist/cli.js'), 'utf8').startsWith('#!/usr/bin/env node'), 'it starts with a node shebang');
+  const mode = statSync(join(ROOT, 'dist/cli/main.js')).mode;
+  t.true((mode & 0o111) === 0o111, `dist/cli/main.js mode ${(mode & 0o777).toString(8)}`);
+  t.true(readFileSync(join(ROOT, 'dist/cli/main.js'), 'utf8').startsWith('#!/usr/bin/env node'), 'it starts with a node shebang');
 });

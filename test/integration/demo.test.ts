@@ -1,6 +1,9 @@
 import test from 'ava';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { ROOT } from '../helpers/cli.js';
 import { startDemo } from '../helpers/demo.js';
 
 const run = promisify(execFile);
@@ -56,4 +59,44 @@ test('npm run demo prints curl commands that each answer as printed, shows a mer
   t.is(views.length, 3, demo.out);
   for (const url of views) t.is((await fetch(url)).status, 200, url);
   t.is(await demo.stop(), 0);
+});
+
+test('a second npm run demo beside a running one leaves the first one intact: taken ports fail before .demo/ is touched, free ports get a directory of their own', async (t) => {
+  const first = await startDemo(t);
+  const files = ['countersign.yaml', 'tokens.json'].map((f) => join(first.dir, f));
+  const before = files.map((f) => readFileSync(f, 'utf8'));
+  const port = (url: string) => new URL(url).port;
+
+  // The same ports: refused with a clear line, nothing under the directory changed.
+  const second = await new Promise<{ code: number | null; out: string }>((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/demo.ts'], {
+      cwd: ROOT,
+      env: { ...process.env, PORT: port(first.proxy), ADMIN_PORT: port(first.admin), INGRESS_PORT: '0', COUNTERSIGN_DEMO_DIR: first.dir, NODE_OPTIONS: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    child.on('exit', (code) => resolve({ code, out }));
+  });
+  t.is(second.code, 1, second.out);
+  t.regex(second.out, new RegExp(`127\\.0\\.0\\.1:${port(first.proxy)} \\(PORT\\), 127\\.0\\.0\\.1:${port(first.admin)} \\(ADMIN_PORT\\) already in use`));
+  t.regex(second.out, /PORT=0 ADMIN_PORT=0 INGRESS_PORT=0 npm run demo/);
+  t.deepEqual(files.map((f) => readFileSync(f, 'utf8')), before);
+
+  // Free ports, same directory: the second demo runs from a directory of its own.
+  const third = await startDemo(t, process.env, { dir: first.dir });
+  t.regex(third.out, /belongs to the demo running as pid \d+; this demo uses /);
+  t.regex(third.out, new RegExp(`config: ${first.dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-\\d+/countersign\\.yaml`));
+  t.deepEqual(files.map((f) => readFileSync(f, 'utf8')), before);
+
+  // The first demo still answers, with its own config and tokens.
+  const { stdout } = await run('bash', ['-c', `curl -s -X POST ${first.proxy}/keeta/order/get -H 'content-type: application/json' -d '{"orderViewId": 1, "shopId": 466663}'`]);
+  t.regex(stdout, /^\{"code":0,/, stdout);
+  const ownDir = /this demo uses (\S+)/.exec(third.out)![1]!;
+  t.true(existsSync(join(ownDir, 'countersign.yaml')));
+  t.is(await third.stop(), 0);
+  t.false(existsSync(ownDir), 'the second demo removes its own directory at exit');
+  t.true(existsSync(files[0]!));
+  t.is(await first.stop(), 0);
 });

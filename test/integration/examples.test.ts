@@ -59,3 +59,14 @@ test('an example with a secret file missing fails check-config, naming the key',
   t.is(code, 2);
   t.regex(stderr, /upstreams\.keeta\.appSecretFile: cannot read .*secrets\/keeta-app-secret \(ENOENT\)/);
 });
+
+test('bash examples/check.sh checks every shipped example from a clone, with placeholder secrets, and prints no placeholder', async (t) => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const { stdout } = await promisify(execFile)('bash', [join(ROOT, 'examples/check.sh')], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' } });
+  const checked = [...stdout.matchAll(/^== examples\/(\S+)$/gm)].map((m) => m[1]);
+  const { readdirSync } = await import('node:fs');
+  t.deepEqual(checked, readdirSync(join(ROOT, 'examples')).filter((f) => f.endsWith('.yaml')).sort());
+  t.is(stdout.match(/^config OK$/gm)?.length, checked.length, stdout);
+  t.false(stdout.includes('placeholder-'), 'a placeholder secret was printed');
+});

@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { ManualClock } from '../../src/clock.js';
+import { ManualClock } from '../../src/core/clock.js';
 import { failingStore } from '../helpers/counting-store.js';
 import { postJson } from '../helpers/http.js';
 import { adminTokens, authorizeAs, createAuthorization, keetaIngressSetup, PUBLIC_REDIRECT_URI } from '../helpers/ingress-setup.js';

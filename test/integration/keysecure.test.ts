@@ -194,6 +194,18 @@ test('1003 and 1009 pass through to the caller: one upstream request each, no re
   t.false(gw.logText().includes(KS_API_KEY));
 });
 
+test('an admin refresh refused for the egress IP (1003) names the missing whitelist entry, in the answer and in the log', async (t) => {
+  const { sim, gw } = await keySecureSetup(t);
+  sim.control.setWhitelist(KS_API_KEY, ['203.0.113.7']);
+  const res = await rawRequest(gw.adminUrl, { method: 'POST', path: '/admin/upstreams/keysecure-hk/refresh' });
+  t.is(res.status, 503);
+  t.is(res.json().error.code, 'TOKEN_UNAVAILABLE');
+  t.regex(res.json().error.message, /code 1003 .*: this host's egress IP is not on the Api-Key's whitelist/);
+  const line = gw.logs.map((l) => JSON.parse(l) as { msg: string; err?: string }).find((l) => l.msg.startsWith('token renewal failed'));
+  t.regex(line?.err ?? '', /this host's egress IP is not on the Api-Key's whitelist/);
+  t.false(gw.logText().includes(KS_API_KEY));
+});
+
 test('POST /admin/upstreams/{u}/refresh renews now and answers expiresAt; /admin/tokens shows no token', async (t) => {
   const { sim, gw } = await keySecureSetup(t);
   const res = await fetch(`${gw.adminUrl}/admin/upstreams/keysecure-hk/refresh`, { method: 'POST' });

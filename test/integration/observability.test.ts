@@ -11,8 +11,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { CLASSES, METRIC_NAMES, createMetrics } from '../../src/metrics.js';
-import type { RequestClass } from '../../src/metrics.js';
+import { CLASSES, METRIC_NAMES, createMetrics } from '../../src/observability/metrics.js';
+import type { RequestClass } from '../../src/observability/metrics.js';
 import { assertBinary, startPrometheus } from '../helpers/prometheus.js';
 import { KEETA_SIM_CODES, startKeetaSim, startKeySecureSim } from '../../src/sim/index.js';
 import { startGateway } from '../helpers/gateway.js';
@@ -27,7 +27,7 @@ const ALERTS = resolve('grafana/alerts.yaml');
 // ---------------------------------------------------------------------------------------------
 // Two scrape targets. The real gateway (admin listener) in front of both simulators, with real
 // traffic: the names the dashboard and the rules use must be what it exports. And a synthetic
-// target built from the same src/metrics.ts, whose recorded state (expired tokens, 3 s
+// target built from the same src/observability/metrics.ts, whose recorded state (expired tokens, 3 s
 // latencies, failing refreshes) makes the alerts fire within seconds.
 // ---------------------------------------------------------------------------------------------
 

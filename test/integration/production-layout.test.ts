@@ -69,7 +69,7 @@ test('the runtime layout installs no dev dependency, serves both upstreams as a 
   const build = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { build: string } }).scripts.build.split(/\s+/);
   t.is(build[0], 'tsc', 'the build script is one tsc run');
   await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), ...build.slice(1), '--outDir', join(staging, 'dist')], { cwd: ROOT });
-  t.true(existsSync(join(staging, 'dist/cli.js')), 'the build wrote dist/cli.js');
+  t.true(existsSync(join(staging, 'dist/cli/main.js')), 'the build wrote dist/cli/main.js');
 
   // Runtime stage: exactly the Dockerfile's RUN line.
   const app = join(base, 'app');
@@ -101,7 +101,7 @@ test('the runtime layout installs no dev dependency, serves both upstreams as a 
   // The compiled CLI accepts the shipped examples (the image's `check-config`), printing no secret.
   for (const name of ['config.yaml', 'sidecar.yaml']) {
     const example = prepareExample(name);
-    const checked = await runAs(process.execPath, [join(app, 'dist/cli.js'), 'check-config', '--config', example.config], app, example.env);
+    const checked = await runAs(process.execPath, [join(app, 'dist/cli/main.js'), 'check-config', '--config', example.config], app, example.env);
     t.is(checked.code, 0, `${name}: ${checked.output}`);
     t.regex(checked.output, /config OK/);
     for (const secret of example.secrets) t.false(checked.output.includes(secret), `${name}: a secret was printed`);
@@ -144,8 +144,8 @@ upstreams:
   );
   const appBefore = listFiles(app);
 
-  // ENTRYPOINT ["node", "/app/dist/cli.js"], CMD ["serve", "--config", …], WORKDIR /app, ENV NODE_ENV=production.
-  const child = spawn(process.execPath, [join(app, 'dist/cli.js'), 'serve', '--config', join(etc, 'config.yaml')], {
+  // ENTRYPOINT ["node", "/app/dist/cli/main.js"], CMD ["serve", "--config", …], WORKDIR /app, ENV NODE_ENV=production.
+  const child = spawn(process.execPath, [join(app, 'dist/cli/main.js'), 'serve', '--config', join(etc, 'config.yaml')], {
     cwd: app,
     env: imageEnv({ LOG_LEVEL: 'info' }),
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { Registry } from 'prom-client';
-import { buildApp } from '../../src/app.js';
+import { buildApp } from '../../src/app/app.js';
 import { parseConfig } from '../../src/config/load.js';
 import { MemoryStore } from '../../src/tokens/memory-store.js';
 import { metricValue } from '../helpers/gateway.js';

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { ManualClock } from '../../src/clock.js';
+import { ManualClock } from '../../src/core/clock.js';
 
 test('a manual clock is set and advanced by tests', (t) => {
   const clock = new ManualClock(1000);

@@ -66,7 +66,7 @@ test('the build stage installs from the lock file and compiles; the runtime stag
 
 test('runs node on the CLI directly as the fixed non-root user, serving the mounted config', (t) => {
   t.deepEqual(one(runtime, 'USER').map((i) => i.args), ['10001:10001']);
-  t.deepEqual(JSON.parse(one(runtime, 'ENTRYPOINT')[0]!.args), ['node', '/app/dist/cli.js']);
+  t.deepEqual(JSON.parse(one(runtime, 'ENTRYPOINT')[0]!.args), ['node', '/app/dist/cli/main.js']);
   t.deepEqual(JSON.parse(one(runtime, 'CMD')[0]!.args), ['serve', '--config', '/etc/countersign/config.yaml']);
   t.deepEqual(one(runtime, 'ENV').map((i) => i.args), ['NODE_ENV=production']);
   t.deepEqual(one(runtime, 'WORKDIR').map((i) => i.args), ['/app']);

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { Histogram, Registry } from 'prom-client';
-import { HotHistogram } from '../../src/metrics-histogram.js';
-import { createMetrics } from '../../src/metrics.js';
+import { HotHistogram } from '../../src/observability/metrics-histogram.js';
+import { createMetrics } from '../../src/observability/metrics.js';
 
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const cfg = (registry: Registry) => ({ name: 'h_seconds', help: 'help with "quotes" and \\ backslash', labelNames: ['upstream', 'class'] as const, buckets: BUCKETS, registers: [registry] });

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { Registry } from 'prom-client';
-import { CLASSES, CLASSES_BY_TYPE, createMetrics } from '../../src/metrics.js';
+import { CLASSES, CLASSES_BY_TYPE, createMetrics } from '../../src/observability/metrics.js';
 
 async function classSeries(upstream: string, registry: Registry): Promise<string[]> {
   const text = await registry.metrics();

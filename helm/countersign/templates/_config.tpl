@@ -73,7 +73,7 @@ Everything the chart refuses, collected so that one `helm template` names every 
 {{- $v := .Values -}}
 {{- $problems := (include "countersign.secretPlan" . | fromJson).problems -}}
 {{- if not $v.config.upstreams -}}
-{{- $problems = append $problems "config.upstreams: configure at least one upstream, e.g. keeta: {type: keeta, baseUrl: https://open.mykeeta.com/api/open, appId: <your app id>} (see examples/)" -}}
+{{- $problems = append $problems "config.upstreams: configure at least one upstream, e.g. keeta: {type: keeta, baseUrl: https://open.mykeeta.com/api/open, appId: <your app id>} (see the chart's examples/ folder: helm/countersign/examples/minimal.yaml)" -}}
 {{- end -}}
 {{- $store := $v.config.store.type -}}
 {{- if eq $v.mode "central" -}}

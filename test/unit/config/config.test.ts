@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatDuration, parseDuration } from '../../../src/config/duration.js';
 import { parseConfig, summarizeConfig } from '../../../src/config/load.js';
-import { ConfigError } from '../../../src/errors.js';
+import { ConfigError } from '../../../src/core/errors.js';
 import { createCallerAuthenticator } from '../../../src/edge/callers.js';
 
 const VALID = `
@@ -179,6 +179,36 @@ test('an admin listener off loopback requires the admin token', (t) => {
 
 test('YAML duplicate keys and syntax errors are reported', (t) => {
   t.throws(() => parseConfig('upstreams:\n  a: 1\n  a: 2\n', { env: ENV }), { instanceOf: ConfigError, message: /yaml: .*[Uu]nique|yaml: .*duplicate/i });
+});
+
+test('a YAML syntax error names its line and column', (t) => {
+  const problems = problemsOf('upstreams:\n  keeta:\n    type: keeta\n    appId: [1\n');
+  t.deepEqual(problems, ['yaml: line 5, column 1: Flow sequence in block collection must be sufficiently indented and end with a ]']);
+  const indented = problemsOf('listen:\n  proxy: 127.0.0.1:8080\n   admin: x\n');
+  t.true(indented.length > 0);
+  for (const p of indented) t.regex(p, /^yaml: line 2, column 10: /);
+});
+
+test('one error per problem: a missing variable or an unreadable secret file is not reported again by the schema', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cs-cfg-'));
+  const text = VALID.replace('appId: 3340612437', 'appId: ${KEETA_APP_ID}')
+    .replace('appSecret: ${KEETA_APP_SECRET}', 'appSecretFile: ./missing-secret')
+    .concat('callers:\n  - name: svc\n    tokenFile: ./missing-token\n    allow: ["keeta:*"]\n');
+  const problems = (() => {
+    try {
+      parseConfig(text, { env: ENV, baseDir: dir });
+    } catch (err) {
+      if (err instanceof ConfigError) return err.problems;
+    }
+    throw new Error('expected a ConfigError');
+  })();
+  t.is(problems.length, 3, problems.join('\n'));
+  t.is(problems[0], 'upstreams.keeta.appId: environment variable KEETA_APP_ID is not set');
+  t.regex(problems[1]!, /^upstreams\.keeta\.appSecretFile: cannot read .*missing-secret \(ENOENT\)$/);
+  t.regex(problems[2]!, /^callers\[0\]\.tokenFile: cannot read .*missing-token \(ENOENT\)$/);
+  // A problem of its own at another path is still reported.
+  const more = text.replace('timezone: UTC+8', 'timezone: Mars/Olympus');
+  t.throws(() => parseConfig(more, { env: ENV, baseDir: dir }), { message: /upstreams\.keysecure-hk\.timezone/ });
 });
 
 test('the summary never shows a secret', (t) => {

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, summarizeConfig } from '../../../src/config/load.js';
-import { ConfigError } from '../../../src/errors.js';
+import { ConfigError } from '../../../src/core/errors.js';
 
 const ENV = { KEETA_APP_SECRET: 'keeta-secret-value', KS_SECRET: 'ks-api-secret-value', CB_APP: 'callback-app-id-value' };
 

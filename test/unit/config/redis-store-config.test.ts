@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
 import { parseConfig, summarizeConfig } from '../../../src/config/load.js';
-import { ConfigError } from '../../../src/errors.js';
+import { ConfigError } from '../../../src/core/errors.js';
 import { createRedisClient, describeRedisTarget, parseHostPorts, tlsOptions } from '../../../src/tokens/redis-connection.js';
 
 const UPSTREAMS = `

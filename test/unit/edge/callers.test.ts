@@ -1,6 +1,6 @@
 import test from 'ava';
 import { createCallerAuthenticator } from '../../../src/edge/callers.js';
-import { isGatewayError } from '../../../src/errors.js';
+import { isGatewayError } from '../../../src/core/errors.js';
 
 const callers = createCallerAuthenticator([
   { name: 'orders', token: 'orders-token-0123456789', allow: ['keeta:/order/*'] },

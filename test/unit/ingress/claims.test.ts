@@ -2,7 +2,7 @@ import test from 'ava';
 import { Redis } from 'ioredis';
 import { claimOnce, doneValue } from '../../../src/ingress/claims.js';
 import { MemoryIngressStore, RedisIngressStore, type IngressStore } from '../../../src/ingress/state-store.js';
-import { ManualClock } from '../../../src/clock.js';
+import { ManualClock } from '../../../src/core/clock.js';
 import { cleanPrefix, SHARED_REDIS_URL, uniquePrefix } from '../../helpers/redis-server.js';
 
 function contract(name: string, make: () => Promise<{ store: IngressStore; advance(ms: number): Promise<void>; done(): Promise<void> }>) {

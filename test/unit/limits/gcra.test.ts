@@ -1,5 +1,5 @@
 import test from 'ava';
-import { ManualClock } from '../../../src/clock.js';
+import { ManualClock } from '../../../src/core/clock.js';
 import { gcraReserve, gcraRule, retryAfterSeconds } from '../../../src/limits/gcra.js';
 import { LocalLimiter, type LimitKey } from '../../../src/limits/local-limiter.js';
 

@@ -1,11 +1,11 @@
 import test from 'ava';
 import { Registry } from 'prom-client';
-import { ManualClock } from '../../../src/clock.js';
+import { ManualClock } from '../../../src/core/clock.js';
 import { parseConfig, summarizeConfig } from '../../../src/config/load.js';
-import { isGatewayError, type GatewayError } from '../../../src/errors.js';
+import { isGatewayError, type GatewayError } from '../../../src/core/errors.js';
 import { LocalLimiter } from '../../../src/limits/local-limiter.js';
 import { buildRateLimits, createRateLimitState, type RateLimitState } from '../../../src/limits/rate-limits.js';
-import { createMetrics } from '../../../src/metrics.js';
+import { createMetrics } from '../../../src/observability/metrics.js';
 import { metricValue } from '../../helpers/gateway.js';
 import { captureLogs } from '../../helpers/log-capture.js';
 

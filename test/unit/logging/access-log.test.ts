@@ -1,7 +1,7 @@
 import test from 'ava';
 import { pino } from 'pino';
-import { createAccessLog, jsonString, type AccessLogEntry } from '../../../src/access-log.js';
-import { createLogger } from '../../../src/logger.js';
+import { createAccessLog, jsonString, type AccessLogEntry } from '../../../src/observability/access-log.js';
+import { createLogger } from '../../../src/observability/logger.js';
 
 function memory() {
   const lines: string[] = [];

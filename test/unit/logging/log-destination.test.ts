@@ -3,8 +3,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { batchedDestination } from '../../../src/log-destination.js';
-import { createLogger } from '../../../src/logger.js';
+import { batchedDestination } from '../../../src/observability/log-destination.js';
+import { createLogger } from '../../../src/observability/logger.js';
 import { ROOT } from '../../helpers/cli.js';
 
 const tempFile = () => join(mkdtempSync(join(tmpdir(), 'cs-log-')), 'out.log');
@@ -28,9 +28,9 @@ test('a process that exits right after logging loses no line', (t) => {
   const file = tempFile();
   const script = `
     import { openSync } from 'node:fs';
-    import { createLogger } from './src/logger.ts';
+    import { createLogger } from './src/observability/logger.ts';
     const fd = openSync(${JSON.stringify(file)}, 'w');
-    const { batchedDestination } = await import('./src/log-destination.ts');
+    const { batchedDestination } = await import('./src/observability/log-destination.ts');
     const log = createLogger({ level: 'info', destination: batchedDestination(fd) });
     for (let i = 0; i < 2000; i++) log.info({ i }, 'line');
     process.exit(0);
@@ -54,7 +54,7 @@ test('createLogger writes the ISO time, level label and service, and redacts sec
 
 /** Run a script that logs through createLogger's default destination (stdout), with stdout a pipe. */
 function spawnLogging(body: string) {
-  const script = `import { createLogger } from './src/logger.ts';\nconst log = createLogger({ level: 'info' });\n${body}`;
+  const script = `import { createLogger } from './src/observability/logger.ts';\nconst log = createLogger({ level: 'info' });\n${body}`;
   return spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 

@@ -1,6 +1,6 @@
 import test from 'ava';
-import { ManualClock } from '../../../src/clock.js';
-import { createMetrics } from '../../../src/metrics.js';
+import { ManualClock } from '../../../src/core/clock.js';
+import { createMetrics } from '../../../src/observability/metrics.js';
 import { MemoryStore } from '../../../src/tokens/memory-store.js';
 import { TokenCache } from '../../../src/tokens/token-cache.js';
 import { TokenService, type TokenSource } from '../../../src/tokens/token-service.js';

@@ -6,17 +6,19 @@
  * callback, and a small in-process target prints what the gateway delivered. Ctrl-C stops
  * everything.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { buildApp } from './app.js';
-import { loadConfig } from './config/load.js';
-import { createLogger } from './logger.js';
-import { listenApp } from './server.js';
-import { DEFAULT_CALLBACK_APP_ID, DEMO_ACCOUNTS, SIM_DEFAULTS, startKeetaSim, startKeySecureSim } from './sim/index.js';
+import { buildApp } from '../app/app.js';
+import { loadConfig } from '../config/load.js';
+import { createLogger } from '../observability/logger.js';
+import { listenApp } from '../app/server.js';
+import { DEFAULT_CALLBACK_APP_ID, DEMO_ACCOUNTS, SIM_DEFAULTS, startKeetaSim, startKeySecureSim } from '../sim/index.js';
 
-const DIR = resolve(process.env.COUNTERSIGN_DEMO_DIR ?? '.demo');
+let DIR = resolve(process.env.COUNTERSIGN_DEMO_DIR ?? '.demo');
+/** Set when the directory is this run's own (another demo holds the usual one): removed at exit. */
+let ownDir = false;
 const PORT = process.env.PORT ?? '8080';
 const ADMIN_PORT = process.env.ADMIN_PORT ?? '9090';
 const INGRESS_PORT = process.env.INGRESS_PORT ?? '8443';
@@ -52,7 +54,71 @@ async function startDeliveryTarget(): Promise<{ url: string; server: Server; rec
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server, received };
 }
 
+/** Whether 127.0.0.1:`port` can be bound right now (port 0 always can). */
+async function portIsFree(port: number): Promise<boolean> {
+  if (port === 0) return true;
+  const probe = createServer();
+  return new Promise<boolean>((resolveFree) => {
+    probe.once('error', () => resolveFree(false));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolveFree(true)));
+  });
+}
+
+/**
+ * Fails before anything under the demo directory is touched when a port is taken: a second
+ * `npm run demo` must not empty the running demo's token file or rewrite its config.
+ */
+async function checkPorts(): Promise<void> {
+  const wanted: Array<[string, string]> = [['PORT', PORT], ['ADMIN_PORT', ADMIN_PORT], ['INGRESS_PORT', INGRESS_PORT]];
+  const taken: string[] = [];
+  for (const [name, value] of wanted) {
+    const port = Number(value);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${name}=${value} is not a port number`);
+    if (!(await portIsFree(port))) taken.push(`127.0.0.1:${port} (${name})`);
+  }
+  if (taken.length) {
+    throw new Error(
+      `${taken.join(', ')} already in use, perhaps by another demo; nothing was changed under ${DIR}.\n` +
+        `  Stop the other process, or run this one on free ports: PORT=0 ADMIN_PORT=0 INGRESS_PORT=0 npm run demo`,
+    );
+  }
+}
+
+/** Whether a process with this pid is alive (signal 0 checks without sending anything). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Claims the demo directory for this process. When a demo that is still running holds it, this
+ * one gets a directory of its own beside it, so the first demo's config and tokens stay as they are.
+ */
+function claimDir(): void {
+  const pidFile = () => join(DIR, 'demo.pid');
+  let holder = NaN;
+  try {
+    holder = Number(readFileSync(pidFile(), 'utf8').trim());
+  } catch {
+    // No pid file: nobody holds the directory.
+  }
+  if (Number.isInteger(holder) && holder !== process.pid && alive(holder)) {
+    const own = `${DIR}-${process.pid}`;
+    process.stdout.write(`${DIR} belongs to the demo running as pid ${holder}; this demo uses ${own}\n`);
+    DIR = own;
+    ownDir = true;
+  }
+  mkdirSync(DIR, { recursive: true });
+  writeFileSync(pidFile(), `${process.pid}\n`);
+}
+
 async function main(): Promise<void> {
+  await checkPorts();
+  claimDir();
   const ingressPort = INGRESS_PORT === '0' ? await freePort() : Number(INGRESS_PORT);
   const ingress = `http://127.0.0.1:${ingressPort}`;
   const redirectUri = `${ingress}/oauth/keeta/callback`;
@@ -63,7 +129,6 @@ async function main(): Promise<void> {
   keeta.control.setCallbackUrl(1, `${ingress}/hooks/keeta`);
 
   // A fresh store each run: the simulators start empty, so old tokens would mean nothing to them.
-  mkdirSync(DIR, { recursive: true });
   rmSync(join(DIR, 'tokens.json'), { force: true });
   const configFile = join(DIR, 'countersign.yaml');
   // Secrets as mounted files (the Kubernetes form), so `countersign sign --config` and
@@ -206,6 +271,7 @@ Ctrl-C stops everything.
     await listening.shutdown(3000);
     target.server.closeAllConnections();
     await Promise.all([keeta.close(), keysecure.close(), new Promise((r) => target.server.close(r))]);
+    rmSync(ownDir ? DIR : join(DIR, 'demo.pid'), { force: true, recursive: ownDir });
     process.exit(0);
   };
   process.once('SIGINT', () => void stop());

@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { buildApp } from './app.js';
-import { loadConfig, summarizeConfig, type Config } from './config/load.js';
-import { ConfigError } from './errors.js';
-import { jsonSyntaxMessage, signCommand } from './sign-command.js';
-import { createLogger } from './logger.js';
-import { listenApp, ListenError } from './server.js';
-import { startAutoReload } from './reload/auto-reload.js';
+import { buildApp } from '../app/app.js';
+import { loadConfig, summarizeConfig, type Config } from '../config/load.js';
+import { ConfigError } from '../core/errors.js';
+import { jsonSyntaxMessage, signCommand } from './sign.js';
+import { createLogger } from '../observability/logger.js';
+import { listenApp, ListenError } from '../app/server.js';
+import { startAutoReload } from '../reload/auto-reload.js';
+import { catchStopSignals } from './stop-signals.js';
 
 const USAGE = `usage:
   countersign [serve] --config FILE            run the gateway (COUNTERSIGN_CONFIG may name the file)
@@ -20,7 +21,7 @@ export async function main(argv: string[]): Promise<number> {
   const command = argv[0] && !argv[0].startsWith('-') ? argv[0] : 'serve';
   const rest = argv[0] === command ? argv.slice(1) : argv;
   if (command === 'sim') {
-    const { runSimCli, SimUsageError } = await import('./sim/index.js');
+    const { runSimCli, SimUsageError } = await import('../sim/index.js');
     try {
       await runSimCli(rest);
       return 0;
@@ -95,9 +96,13 @@ const WARM_UP_REQUESTS = 1500;
 
 async function serve(config: Config): Promise<number> {
   const log = createLogger();
+  // First of all: from here on SIGTERM/SIGINT is a clean shutdown, even while starting.
+  const signals = catchStopSignals(log);
+  // At debug level: at info a failed start still prints exactly one line (its reason).
+  log.debug({ pid: process.pid }, 'countersign starting');
   const app = buildApp({ config, logger: log, warmUpRequests: WARM_UP_REQUESTS });
   // SIGHUP, or a change to the config file or a secret file it names, reloads the config.
-  // Installed first: SIGHUP's default action would end the process.
+  // Installed before the listeners: SIGHUP's default action would end the process.
   const autoReload = startAutoReload({ file: config.source, live: app.live, log, metrics: app.metrics });
   // Bind first: a port in use is one clear line and exit 1, before the store is touched.
   let listening;
@@ -110,6 +115,7 @@ async function serve(config: Config): Promise<number> {
     return 1;
   }
   try {
+    // A stop signal during start waits for it to settle: no store open or write is cut short.
     await app.start();
   } catch (err) {
     autoReload.close();
@@ -117,28 +123,23 @@ async function serve(config: Config): Promise<number> {
     await listening.shutdown(0).catch(() => {});
     return 1;
   }
-  log.info(
-    { proxy: listening.proxyUrl, admin: listening.adminUrl, ...(listening.ingressUrl && { ingress: listening.ingressUrl }), upstreams: Object.keys(config.upstreams) },
-    'countersign listening',
-  );
-  return new Promise<number>((resolve) => {
-    const stop = (signal: string) => {
-      autoReload.close();
-      log.info({ signal }, 'shutting down: finishing in-flight requests');
-      listening.shutdown().then(
-        () => {
-          log.info('stopped');
-          resolve(0);
-        },
-        (err: unknown) => {
-          log.error({ err: (err as Error).message }, 'error during shutdown');
-          resolve(1);
-        },
-      );
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  if (signals.received === undefined) {
+    log.info(
+      { proxy: listening.proxyUrl, admin: listening.adminUrl, ...(listening.ingressUrl && { ingress: listening.ingressUrl }), upstreams: Object.keys(config.upstreams) },
+      'countersign listening',
+    );
+  }
+  const signal = await signals.next;
+  autoReload.close();
+  log.info({ signal }, 'shutting down: finishing in-flight requests');
+  try {
+    await listening.shutdown();
+    log.info('stopped');
+    return 0;
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'error during shutdown');
+    return 1;
+  }
 }
 
 main(process.argv.slice(2)).then(

@@ -122,7 +122,7 @@ export function createMetrics(options: MetricsOptions = {}) {
   const upstreams = (options.upstreams ?? []).map((u) => (typeof u === 'string' ? { name: u, classes: CLASSES } : { name: u.name, classes: CLASSES_BY_TYPE[u.type] }));
   let tokenSnapshots = options.tokenSnapshots ?? (() => []);
   // The proxy's per-request counts (metrics-hot-path.ts), handed to these families at scrape time.
-  const recorders = new RequestMetricsRecorders();
+  const recorders = new RequestMetricsRecorders<RequestClass, RetryReason>();
 
   const requests = new Counter({
     name: 'countersign_requests_total',

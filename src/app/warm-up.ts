@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { Registry } from 'prom-client';
 import { Pool } from 'undici';
-import type { App, AppDeps } from './app.js';
-import { parseConfig } from './config/load.js';
-import { createLogger } from './logger.js';
-import { MemoryStore } from './tokens/memory-store.js';
+import { parseConfig, type Config } from '../config/load.js';
+import { createLogger, type Logger } from '../observability/logger.js';
+import { MemoryStore } from '../tokens/memory-store.js';
+import type { TokenRecord } from '../tokens/types.js';
 
 /**
  * JIT warm-up. A freshly started Node process runs the proxy's hot path several times slower
@@ -27,8 +27,26 @@ export interface WarmUpResult {
 
 const SHOP_ID = '466663';
 
+/**
+ * What the warm-up needs of an app and gives it: buildApp fits (this module does not import
+ * app.ts, which imports it).
+ */
+export interface WarmUpDeps {
+  config: Config;
+  store: MemoryStore;
+  registry: Registry;
+  logger: Logger;
+  schedulerIntervalMs: number;
+}
+export interface WarmUpApp {
+  start(): Promise<unknown>;
+  close(): Promise<unknown>;
+  readonly cache: { set(rec: TokenRecord): unknown };
+  readonly proxy: { callback(): (req: IncomingMessage, res: ServerResponse) => void };
+}
+
 /** Sends `requests` requests, or fewer when `maxMs` runs out first (a loaded machine must still start promptly). */
-export async function warmUpHotPath(build: (deps: AppDeps) => App, requests: number, maxMs = 500): Promise<WarmUpResult> {
+export async function warmUpHotPath(build: (deps: WarmUpDeps) => WarmUpApp, requests: number, maxMs = 500): Promise<WarmUpResult> {
   const started = performance.now();
   const stub = await listen(
     createServer((req, res) => {

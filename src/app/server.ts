@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { App } from './app.js';
-import { flushLogger } from './logger.js';
+import { flushLogger } from '../observability/logger.js';
 
 export interface Listening {
   proxyUrl: string;

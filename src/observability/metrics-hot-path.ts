@@ -1,15 +1,15 @@
 import type { Counter, Gauge } from 'prom-client';
 import type { HistogramSeries, HotHistogram } from './metrics-histogram.js';
-import type { RequestClass, RetryReason } from './metrics.js';
 
 /**
- * What one proxied request records, for one upstream. Counts are kept in plain numbers and
+ * What one proxied request records, for one upstream (its class and retry-reason labels are
+ * type parameters: metrics.ts names them, and this module imports nothing of it). Counts are kept in plain numbers and
  * added to their prom-client counters and gauge at scrape time (their `collect` hook), and
  * durations go to HotHistogram series made once, so a request does no label hashing,
  * validation or allocation for its metrics (README "Performance"). A scrape always sees every
  * request that ended before it.
  */
-export interface UpstreamRequestMetrics {
+export interface UpstreamRequestMetrics<RequestClass extends string = string, RetryReason extends string = string> {
   /** A request for this upstream is being served (countersign_inflight_requests). */
   begin(): void;
   /** ... and is no longer. */
@@ -31,7 +31,7 @@ export interface RequestFamilies {
   retries: Counter<'upstream' | 'reason'>;
 }
 
-class UpstreamRecorder implements UpstreamRequestMetrics {
+class UpstreamRecorder<RequestClass extends string, RetryReason extends string> implements UpstreamRequestMetrics<RequestClass, RetryReason> {
   inflight = 0;
   /** Counts not yet added to their counters. */
   readonly pendingClasses = new Map<RequestClass, number>();
@@ -74,8 +74,8 @@ class UpstreamRecorder implements UpstreamRequestMetrics {
 }
 
 /** The recorders of every upstream, and the scrape-time hooks that hand their counts over. */
-export class RequestMetricsRecorders {
-  private readonly byUpstream = new Map<string, UpstreamRecorder>();
+export class RequestMetricsRecorders<RequestClass extends string = string, RetryReason extends string = string> {
+  private readonly byUpstream = new Map<string, UpstreamRecorder<RequestClass, RetryReason>>();
   private families: RequestFamilies | undefined;
 
   /** Bound once the families exist (their collect hooks are made before them). */
@@ -83,11 +83,11 @@ export class RequestMetricsRecorders {
     this.families = families;
   }
 
-  forUpstream(upstream: string): UpstreamRequestMetrics {
+  forUpstream(upstream: string): UpstreamRequestMetrics<RequestClass, RetryReason> {
     let r = this.byUpstream.get(upstream);
     if (!r) {
       if (!this.families) throw new Error('request metrics used before they were bound');
-      this.byUpstream.set(upstream, (r = new UpstreamRecorder(upstream, this.families)));
+      this.byUpstream.set(upstream, (r = new UpstreamRecorder<RequestClass, RetryReason>(upstream, this.families)));
     }
     return r;
   }

@@ -24,6 +24,8 @@ export const ERROR_STATUS = {
   RATE_LIMITED: 429,
   TOKEN_UNAVAILABLE: 503,
   STORE_UNAVAILABLE: 503,
+  /** The gateway has not finished starting (the token store is not open yet). */
+  STARTING: 503,
   UPSTREAM_UNREACHABLE: 502,
   /** The upstream's answer is over limits.maxResponseBytes. */
   UPSTREAM_RESPONSE_TOO_LARGE: 502,
@@ -52,6 +54,11 @@ export class GatewayError extends Error {
   toJSON(requestId: string) {
     return { error: { code: this.code, message: this.message, requestId } };
   }
+}
+
+/** Before the token store is open: not an outage, a start still under way (README "Errors"). */
+export function startingError(): GatewayError {
+  return new GatewayError('STARTING', 'the gateway is starting: the token store is not open yet; retry shortly', { headers: { 'Retry-After': '2' } });
 }
 
 export function isGatewayError(err: unknown): err is GatewayError {

@@ -1,8 +1,8 @@
-import type { Config } from './config/load.js';
-import { JsonSyntaxError, parseJsonText } from './keeta/json-text.js';
-import { signKeetaRequest } from './keeta/signer.js';
-import { createStore } from './tokens/create-store.js';
-import { FileStore } from './tokens/file-store.js';
+import type { Config } from '../config/load.js';
+import { JsonSyntaxError, parseJsonText } from '../keeta/json-text.js';
+import { signKeetaRequest } from '../keeta/signer.js';
+import { createStore } from '../tokens/create-store.js';
+import { FileStore } from '../tokens/file-store.js';
 
 export interface SignArgs {
   upstream?: string | undefined;
@@ -29,7 +29,8 @@ export async function signCommand(config: Config, args: SignArgs): Promise<strin
     throw new Error(`signing is not available for ${name}: ${cfg.type} upstreams carry no request signature (docs/protocols.md 2.2); the proxy only sets headers`);
   }
   const path = args.path;
-  if (!path?.startsWith('/')) throw new Error('--path /endpoint/path is required (below baseUrl, e.g. /order/get)');
+  if (!path) throw new Error('--path /endpoint/path is required (below baseUrl, e.g. /order/get)');
+  if (!path.startsWith('/')) throw new Error(`--path must start with "/" (the path below baseUrl): did you mean --path /${path}?`);
   const body = parseJsonText(args.body ?? '{}');
   if (body.kind !== 'object') throw new Error('--body must be a JSON object');
   const timestampSec = args.timestamp ? Number(args.timestamp) : Math.floor(Date.now() / 1000);
