@@ -24,10 +24,13 @@ import { StoreLifecycle } from '../tokens/store-lifecycle.js';
 import { TokenCache } from '../tokens/token-cache.js';
 import { TokenService } from '../tokens/token-service.js';
 import type { TokenStore } from '../tokens/types.js';
-import { callerShares, upstreamMethods } from '../proxy/traffic-config.js';
+import { callerShares, connectionsOf, tokenTimeoutOf, upstreamMethods } from '../proxy/traffic-config.js';
 import { FairShare } from '../proxy/fair-share.js';
 import { warmUpHotPath } from './warm-up.js';
-import type { KeetaUpstreamConfig, KeySecureUpstreamConfig } from '../config/schema.js';
+import { isRecipeUpstream, type KeetaUpstreamConfig, type KeySecureUpstreamConfig, type RecipeUpstreamConfig } from '../config/schema.js';
+import { answerJudge } from '../provider/classes.js';
+import { createRecipeHandler } from '../provider/recipe-handler.js';
+import { createRecipeTokenSource } from '../provider/recipe-token-source.js';
 import { LiveConfig } from '../reload/live-config.js';
 
 export interface AppDeps {
@@ -102,7 +105,7 @@ export function buildApp(deps: AppDeps): App {
   const inbound = ingressUpstreams(config);
   const metrics = createMetrics({
     registry,
-    upstreams: Object.entries(config.upstreams).map(([name, u]) => ({ name, type: u.type })),
+    upstreams: Object.entries(config.upstreams).map(([name, u]) => (isRecipeUpstream(u) ? { name, type: u.type, classes: answerJudge(u.recipe).classes } : { name, type: u.type })),
     now: () => clock.now(),
     ingressUpstreams: inbound.pushes,
     webhookUpstreams: inbound.webhooks,
@@ -131,8 +134,11 @@ export function buildApp(deps: AppDeps): App {
       if (interval > 0) for (const u of upstreams.values()) u.tokens.startScheduler(interval);
     },
     ...(deps.storeRetryMs !== undefined && { retryMs: deps.storeRetryMs }),
+    encryption: config.store.type === 'memory' ? undefined : config.store.encryption,
   });
   const store = storeLifecycle.store;
+  // Key files are reloaded with the config: add a key, reload, `store rekey`, remove the old one.
+  live.onApplied((c) => storeLifecycle.updateKeys(c.store.type === 'memory' ? undefined : c.store.encryption));
 
   for (const [name, cfg] of Object.entries(config.upstreams)) {
     const common = {
@@ -147,12 +153,22 @@ export function buildApp(deps: AppDeps): App {
       // one token call (a wait for a token connection, then at most `tokenTimeout` from
       // sending) even when Redis cannot be reached to renew it.
       waitMs: cfg.timeout,
-      lockLeaseMs: Math.max(5000, 2 * cfg.tokenTimeout + 2000),
+      lockLeaseMs: Math.max(5000, 2 * (tokenTimeoutOf(cfg) ?? cfg.timeout) + 2000),
     };
     if (cfg.type === 'keeta') {
       const current = () => live.current.upstreams[name] as KeetaUpstreamConfig;
       const tokens = new TokenService({ ...common, source: createKeetaTokenSource(name, current, forwarder, clock), spacingMs: cfg.refreshSpacing });
       upstreams.set(name, { name, type: 'keeta', tokens });
+    } else if (isRecipeUpstream(cfg)) {
+      const current = () => live.current.upstreams[name] as RecipeUpstreamConfig;
+      const upstreamClock = new UpstreamClock(clock, cfg.recipe.timestampMargin, (s) => metrics.clockOffset.set({ upstream: name }, s));
+      const model = cfg.recipe.tokens.model;
+      const tokens = new TokenService({
+        ...common,
+        source: createRecipeTokenSource(name, current, forwarder, clock, upstreamClock),
+        spacingMs: cfg.recipe.tokens.refreshSpacing,
+      });
+      upstreams.set(name, { name, type: cfg.type, tokens, upstreamClock, tokenModel: model });
     } else {
       const current = () => live.current.upstreams[name] as KeySecureUpstreamConfig;
       const upstreamClock = new UpstreamClock(clock, cfg.timestampMargin, (s) => metrics.clockOffset.set({ upstream: name }, s));
@@ -167,6 +183,9 @@ export function buildApp(deps: AppDeps): App {
   }
   const buildHandler = (name: string, cfg: Config['upstreams'][string]): UpstreamHandler => {
     const u = upstreams.get(name)!;
+    if (isRecipeUpstream(cfg)) {
+      return createRecipeHandler({ name, cfg, tokens: cfg.recipe.tokens.model === 'none' ? undefined : u.tokens, cache, clock, upstreamClock: u.upstreamClock!, judge: answerJudge(cfg.recipe) });
+    }
     return cfg.type === 'keeta'
       ? createKeetaHandler({ name, cfg, tokens: u.tokens, cache, clock })
       : createKeySecureHandler({ name, cfg, tokens: u.tokens, upstreamClock: u.upstreamClock!, log });
@@ -176,7 +195,7 @@ export function buildApp(deps: AppDeps): App {
   const rateLimitState = deps.rateLimitState ?? rateLimitStateFromConfig(config, { clock, log, metrics });
   // Connection slots live as long as the process (their size is restart-only); each config
   // sets the callers' weights and caps.
-  const shares = new Map([...upstreams.keys()].map((n) => [n, new FairShare(config.upstreams[n]!.connections, undefined, n)]));
+  const shares = new Map([...upstreams.keys()].map((n) => [n, new FairShare(connectionsOf(config.upstreams[n]!), undefined, n)]));
   /** The proxy's view of the config, read once per request. */
   const proxyConfig = live.derive((cfg) => ({
     methods: upstreamMethods(cfg),
@@ -230,7 +249,7 @@ export function buildApp(deps: AppDeps): App {
 
   const admin = createAdminApp({
     registry,
-    tokenAdmin: new TokenAdmin(upstreams, store, cache, clock),
+    tokenAdmin: new TokenAdmin(upstreams, store, cache, clock, storeLifecycle.ledger),
     readiness,
     adminToken: () => adminToken.current,
     log,

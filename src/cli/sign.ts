@@ -1,4 +1,6 @@
+import { signRecipeCommand } from './sign-recipe.js';
 import type { Config } from '../config/load.js';
+import { isRecipeUpstream } from '../config/schema.js';
 import { JsonSyntaxError, parseJsonText } from '../keeta/json-text.js';
 import { signKeetaRequest } from '../keeta/signer.js';
 import { createStore } from '../tokens/create-store.js';
@@ -10,6 +12,9 @@ export interface SignArgs {
   body?: string | undefined;
   merchant?: string | undefined;
   timestamp?: string | undefined;
+  /** Sign with this token instead of the store's. */
+  accessToken?: string | undefined;
+  method?: string | undefined;
 }
 
 const ACCESS_TOKEN_PLACEHOLDER = '<accessToken>';
@@ -25,6 +30,14 @@ export async function signCommand(config: Config, args: SignArgs): Promise<strin
   if (!name) throw new Error('--upstream NAME is required');
   const cfg = config.upstreams[name];
   if (!cfg) throw new Error(`no upstream "${name}" in ${config.source}`);
+  if (isRecipeUpstream(cfg)) {
+    if (!args.path?.startsWith('/')) throw new Error('--path /endpoint/path is required (below baseUrl; it may carry ?a=b)');
+    const ts = args.timestamp ? Number(args.timestamp) : Math.floor(Date.now() / 1000);
+    if (!Number.isSafeInteger(ts) || ts <= 0) throw new Error('--timestamp must be Unix seconds');
+    let token = args.accessToken;
+    if (token === undefined && args.merchant) token = (await storedRecord(config, name, args.merchant)).accessToken;
+    return signRecipeCommand(cfg, { name, path: args.path, method: args.method, body: args.body, timestampSec: ts, accessToken: token });
+  }
   if (cfg.type !== 'keeta') {
     throw new Error(`signing is not available for ${name}: ${cfg.type} upstreams carry no request signature (docs/protocols.md 2.2); the proxy only sets headers`);
   }
@@ -43,18 +56,8 @@ export async function signCommand(config: Config, args: SignArgs): Promise<strin
     notes.push(`note: ${path} is a merchant path: the proxy adds the merchant's accessToken; pass --merchant ID to include it`);
   }
   let accessToken: string | undefined;
-  if (args.merchant && !appLevel) {
-    // Read-only: a gateway may be running on the same file.
-    const store = config.store.type === 'file' ? new FileStore({ path: config.store.path, readOnly: true }) : createStore(config.store);
-    try {
-      await store.open();
-      const rec = await store.get(name, args.merchant);
-      if (!rec) throw new Error(`no token is stored for merchant "${args.merchant}" of ${name}`);
-      accessToken = rec.accessToken;
-    } finally {
-      await store.close();
-    }
-  }
+  if (args.accessToken !== undefined && !appLevel) accessToken = args.accessToken;
+  else if (args.merchant && !appLevel) accessToken = (await storedRecord(config, name, args.merchant)).accessToken;
   const signed = signKeetaRequest({
     signUrl: (cfg.signUrlBase ?? cfg.baseUrl) + path,
     appSecret: cfg.appSecret,
@@ -73,6 +76,19 @@ export async function signCommand(config: Config, args: SignArgs): Promise<strin
     ...notes,
     ``,
   ].join('\n');
+}
+
+/** A merchant's stored record, read-only (a gateway may be running on the same file). */
+async function storedRecord(config: Config, name: string, merchant: string) {
+  const store = config.store.type === 'file' ? new FileStore({ path: config.store.path, readOnly: true }) : createStore(config.store);
+  try {
+    await store.open();
+    const rec = await store.get(name, merchant);
+    if (!rec) throw new Error(`no token is stored for merchant "${merchant}" of ${name}`);
+    return rec;
+  } finally {
+    await store.close();
+  }
 }
 
 export function jsonSyntaxMessage(err: unknown): string {

@@ -5,7 +5,9 @@ import { ConfigError } from '../core/errors.js';
 import { formatDuration } from './duration.js';
 import { readFailure, readRegularFile, readRegularFileSync } from './read-file.js';
 import { type Env, formatPath, interpolateEnv, resolveSecretFiles } from './resolve.js';
+import { inlineRecipeFiles } from './recipe-files.js';
 import { configSchema, type ParsedConfig } from './schema.js';
+import { loadStoreKeys } from './store-encryption.js';
 import { describeRedisTarget } from '../tokens/redis-connection.js';
 
 /** The validated, frozen config every module receives. */
@@ -38,6 +40,7 @@ export function parseConfig(
   raw = interpolateEnv(raw, env, problems);
   const files: string[] = [];
   raw = resolveSecretFiles(raw, opts.baseDir ?? process.cwd(), problems, [], files, opts.readSecret);
+  raw = inlineRecipeFiles(raw, opts.baseDir ?? process.cwd(), problems, files);
 
   // A value already reported (a missing variable, an unreadable secret file) is not reported
   // again by the schema as "required" or "expected digits": one error per problem.
@@ -51,6 +54,8 @@ export function parseConfig(
   if (problems.length || !result.success) throw new ConfigError(dedupe(problems));
 
   const cfg = result.data;
+  if (cfg.store.type !== 'memory') loadStoreKeys(cfg.store, opts.baseDir ?? process.cwd(), problems, files);
+  if (problems.length) throw new ConfigError(dedupe(problems));
   if (cfg.store.type === 'file') cfg.store.path = resolvePath(opts.baseDir ?? process.cwd(), cfg.store.path);
   if (cfg.store.type === 'redis' && cfg.store.tls?.caFile) cfg.store.tls.caFile = resolvePath(opts.baseDir ?? process.cwd(), cfg.store.tls.caFile);
   return deepFreeze({ ...cfg, source: opts.source ?? '(inline)', files: [...new Set(files)] });
@@ -143,7 +148,7 @@ export function summarizeConfig(cfg: Config): string {
   const lines = [
     `config: ${cfg.source}`,
     `listen: proxy ${cfg.listen.proxy}, admin ${cfg.listen.admin}${cfg.admin.token ? ' (admin token set)' : ''}${cfg.listen.ingress ? `, ingress ${cfg.listen.ingress}` : ''}`,
-    `store: ${cfg.store.type}${cfg.store.type === 'file' ? ` at ${cfg.store.path}` : ''}${cfg.store.type === 'redis' ? ` ${describeRedisTarget(cfg.store)} (keyPrefix "${cfg.store.keyPrefix}")` : ''}`,
+    `store: ${cfg.store.type}${cfg.store.type === 'file' ? ` at ${cfg.store.path}` : ''}${cfg.store.type === 'redis' ? ` ${describeRedisTarget(cfg.store)} (keyPrefix "${cfg.store.keyPrefix}")` : ''}${cfg.store.type !== 'memory' && cfg.store.encryption ? `, encryption keys [${cfg.store.encryption.keys.map((k) => k.id).join(', ')}] (plaintext: ${cfg.store.encryption.plaintext})` : ''}`,
     `limits: maxBodyBytes ${cfg.limits.maxBodyBytes}`,
     `callers: ${cfg.callers ? cfg.callers.map((c) => `${c.name} [${c.allow.join(', ')}]`).join('; ') : 'none (no caller authentication)'}`,
     'upstreams:',
@@ -160,6 +165,10 @@ export function summarizeConfig(cfg: Config): string {
           `    webhooks: ${w.url}, verify ${w.verify} [${w.recipes.join(', ')}], sourceIps ${Array.isArray(w.sourceIps) ? `[${w.sourceIps.join(', ')}]` : w.sourceIps}, ${w.deliver.length} delivery rule(s)`,
         );
       }
+    } else if (u.type !== 'keysecure') {
+      lines.push(
+        `  ${name}: ${u.type}${u.recipeFile ? ` (${u.recipeFile})` : ''} ${u.baseUrl}${u.tokenBaseUrl ? `, tokens at ${u.tokenBaseUrl}` : ''}, tokens ${u.recipe.tokens.model}, refreshBefore ${formatDuration(u.refreshBefore)}, timeout ${formatDuration(u.timeout)}`,
+      );
     } else {
       lines.push(
         `  ${name}: keysecure ${u.baseUrl}, refreshBefore ${formatDuration(u.refreshBefore)}, timeout ${formatDuration(u.timeout)}${u.timezone ? `, timezone ${u.timezone}` : ''}${u.language ? `, language ${u.language}` : ''}`,

@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { callbacksSchema, oauthSchema, webhooksSchema } from './ingress-schema.js';
 import { callerTrafficFields, listenerLimitFields, upstreamTrafficFields } from './traffic-schema.js';
+import { storeEncryptionSchema } from './store-encryption.js';
+import { presetUpstreamObject, RECIPE_TYPES, recipeUpstreamProblems, signedUpstreamObject, toRecipeUpstream } from './signed-schema.js';
 
 /**
  * The config file's schema (README "Config"). Unknown keys are errors everywhere.
@@ -131,12 +133,30 @@ const keysecureUpstream = z
   })
   .strict();
 
-const upstream = z.discriminatedUnion('type', [keetaUpstream, keysecureUpstream], {
-  errorMap: (issue, ctx) =>
-    issue.code === z.ZodIssueCode.invalid_union_discriminator
-      ? { message: 'type must be one of: keeta, keysecure' }
-      : { message: ctx.defaultError },
-});
+const recipeRateLimits = z.array(rateLimitRule).default([]);
+
+const upstream = z
+  .discriminatedUnion(
+    'type',
+    [
+      keetaUpstream,
+      keysecureUpstream,
+      signedUpstreamObject(recipeRateLimits),
+      presetUpstreamObject('lazada', recipeRateLimits),
+      presetUpstreamObject('tiktok-shop', recipeRateLimits),
+      presetUpstreamObject('taobao-top', recipeRateLimits),
+    ],
+    {
+      errorMap: (issue, ctx) =>
+        issue.code === z.ZodIssueCode.invalid_union_discriminator
+          ? { message: `type must be one of: keeta, keysecure, ${RECIPE_TYPES.join(', ')}` }
+          : { message: ctx.defaultError },
+    },
+  )
+  .superRefine((u, ctx) => {
+    if (u.type === 'keeta' || u.type === 'keysecure') return;
+    for (const p of recipeUpstreamProblems(u)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: p.path, message: p.message });
+  });
 
 const UPSTREAM_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
@@ -176,6 +196,7 @@ const redisStore = z
       .optional(),
     // `{` and `}` would make a Redis Cluster hash tag of the prefix and put every key in one slot.
     keyPrefix: z.string().regex(/^[^{}]*$/, 'must not contain { or } (Redis Cluster reads them as a hash tag)').default('countersign:'),
+    encryption: storeEncryptionSchema.optional(),
   })
   .strict();
 
@@ -210,7 +231,7 @@ const store = z.discriminatedUnion(
   'type',
   [
     z.object({ type: z.literal('memory'), maxEntries: positiveInt.default(100_000) }).strict(),
-    z.object({ type: z.literal('file'), path: z.string().min(1).default('./data/tokens.json') }).strict(),
+    z.object({ type: z.literal('file'), path: z.string().min(1).default('./data/tokens.json'), encryption: storeEncryptionSchema.optional() }).strict(),
     redisStore,
   ],
   {
@@ -278,7 +299,13 @@ export const configSchema = z
     if (!isLoopbackHost(adminHost) && !cfg.admin.token) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['admin', 'token'], message: `required when the admin listener is not on loopback (listen.admin is ${cfg.listen.admin})` });
     }
-  });
+  })
+  // Recipe upstreams take their common shape last: a transform inside would stop the checks above
+  // from running whenever any upstream has a problem.
+  .transform((cfg) => ({
+    ...cfg,
+    upstreams: Object.fromEntries(Object.entries(cfg.upstreams).map(([n, u]) => [n, u.type === 'keeta' || u.type === 'keysecure' ? u : toRecipeUpstream(u)])),
+  }));
 
 export function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '');
@@ -290,6 +317,11 @@ export type ParsedConfig = z.output<typeof configSchema>;
 export type UpstreamConfig = ParsedConfig['upstreams'][string];
 export type KeetaUpstreamConfig = Extract<UpstreamConfig, { type: 'keeta' }>;
 export type KeySecureUpstreamConfig = Extract<UpstreamConfig, { type: 'keysecure' }>;
+/** An upstream described by a recipe (type signed or a preset). */
+export type RecipeUpstreamConfig = Exclude<UpstreamConfig, { type: 'keeta' } | { type: 'keysecure' }>;
+export function isRecipeUpstream(u: UpstreamConfig): u is RecipeUpstreamConfig {
+  return u.type !== 'keeta' && u.type !== 'keysecure';
+}
 export type StoreConfig = ParsedConfig['store'];
 export type RedisStoreConfig = Extract<StoreConfig, { type: 'redis' }>;
 export type CallerConfig = NonNullable<ParsedConfig['callers']>[number];

@@ -30,7 +30,7 @@ export interface Ingress {
 export function ingressUpstreams(config: Config): { pushes: string[]; webhooks: string[]; oauth: string[] } {
   const entries = Object.entries(config.upstreams);
   return {
-    pushes: entries.filter(([, u]) => (u.type === 'keeta' ? u.webhooks : u.callbacks) !== undefined).map(([n]) => n),
+    pushes: entries.filter(([, u]) => (u.type === 'keeta' ? u.webhooks : u.type === 'keysecure' ? u.callbacks : undefined) !== undefined).map(([n]) => n),
     webhooks: entries.filter(([, u]) => u.type === 'keeta' && u.webhooks !== undefined).map(([n]) => n),
     oauth: entries.filter(([, u]) => u.type === 'keeta' && u.oauth !== undefined).map(([n]) => n),
   };
@@ -53,7 +53,7 @@ export function buildIngress(deps: {
   store?: IngressStore;
 }): Ingress {
   const { config, tokenStore, cache, forwarder, clock, metrics, log } = deps;
-  const anyIngress = Object.values(config.upstreams).some((u) => (u.type === 'keeta' ? u.oauth ?? u.webhooks : u.callbacks) !== undefined);
+  const anyIngress = Object.values(config.upstreams).some((u) => (u.type === 'keeta' ? u.oauth ?? u.webhooks : u.type === 'keysecure' ? u.callbacks : undefined) !== undefined);
   // Without anything configured on the ingress side there is nothing to share: no Redis client.
   const store = deps.store ?? (anyIngress ? defaultStore(config, clock, log) : new MemoryIngressStore(clock));
   const deliverer = createDeliverer();
@@ -74,7 +74,7 @@ export function buildIngress(deps: {
         entry.webhooks = new KeetaWebhooks({ upstream: name, cfg: cfg.webhooks, appSecret: cfg.appSecret, merchants, cache, store, deliverer, clock, metrics, log });
       }
       upstreams.set(name, entry);
-    } else {
+    } else if (cfg.type === 'keysecure') {
       const entry: IngressUpstream = { type: 'keysecure' };
       if (cfg.callbacks) {
         entry.callbacks = new KeySecureCallbacks({ upstream: name, cfg: cfg.callbacks, secret: cfg.callbacks.secret ?? cfg.apiSecret, store, deliverer, clock, metrics, log });

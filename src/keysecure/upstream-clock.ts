@@ -33,6 +33,11 @@ export class UpstreamClock {
     return String(Math.floor(this.clock.now() + this.#offsetMs - this.#marginMs));
   }
 
+  /** The upstream's time now, Unix ms (the same as stamp(), as a number). */
+  nowMs(): number {
+    return Math.floor(this.clock.now() + this.#offsetMs - this.#marginMs);
+  }
+
   /** Convert an absolute upstream time (e.g. `expired_time`) to local time. */
   toLocal(upstreamMs: number): number {
     return upstreamMs - this.#offsetMs;

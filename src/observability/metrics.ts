@@ -39,7 +39,7 @@ export const CLASSES_BY_TYPE: Readonly<Record<'keeta' | 'keysecure', readonly Re
 };
 
 /** An upstream as the metrics see it: a name alone (every class) or a name and its type. */
-export type MetricsUpstream = string | { name: string; type: 'keeta' | 'keysecure' };
+export type MetricsUpstream = string | { name: string; type: 'keeta' | 'keysecure' } | { name: string; type: string; classes: readonly RequestClass[] };
 
 export type RetryReason = 'token' | 'clock_skew';
 export type RefreshTrigger = 'proactive' | 'on_demand' | 'rejected' | 'admin';
@@ -119,7 +119,7 @@ export function createMetrics(options: MetricsOptions = {}) {
   const registry = options.registry ?? new Registry();
   const registers = [registry];
   const now = options.now ?? Date.now;
-  const upstreams = (options.upstreams ?? []).map((u) => (typeof u === 'string' ? { name: u, classes: CLASSES } : { name: u.name, classes: CLASSES_BY_TYPE[u.type] }));
+  const upstreams = (options.upstreams ?? []).map((u) => (typeof u === 'string' ? { name: u, classes: CLASSES } : 'classes' in u ? { name: u.name, classes: u.classes } : { name: u.name, classes: CLASSES_BY_TYPE[u.type] }));
   let tokenSnapshots = options.tokenSnapshots ?? (() => []);
   // The proxy's per-request counts (metrics-hot-path.ts), handed to these families at scrape time.
   const recorders = new RequestMetricsRecorders<RequestClass, RetryReason>();

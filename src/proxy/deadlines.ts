@@ -1,9 +1,16 @@
+import { channel } from 'node:diagnostics_channel';
 import { performance } from 'node:perf_hooks';
+
+/**
+ * Each sweep is published here (`{ start, pending, fired, ms }`, performance.now() times) for
+ * whoever subscribes (bench/tail-probe.mjs); with no subscriber it costs one property read.
+ */
+export const sweepChannel = channel('countersign:deadline-sweep');
 
 /** One pending deadline; `fire` runs once, when it passes, unless it was cleared first. */
 export interface Deadline {
-  readonly at: number;
-  readonly fire: () => void;
+  at: number;
+  fire(): void;
 }
 
 /**
@@ -22,7 +29,12 @@ export class DeadlineSweeper {
   ) {}
 
   add(ms: number, fire: () => void): Deadline {
-    const d: Deadline = { at: this.now() + ms, fire };
+    return this.arm({ at: 0, fire }, ms);
+  }
+
+  /** Put an object of the caller's on the sweeper (its `at` is set here): no allocation of its own. */
+  arm<D extends Deadline>(d: D, ms: number): D {
+    d.at = this.now() + ms;
     this.pending.add(d);
     if (this.timer === undefined) {
       this.timer = setInterval(() => this.sweep(), this.tickMs);
@@ -48,10 +60,16 @@ export class DeadlineSweeper {
       return;
     }
     const t = this.now();
+    const observed = sweepChannel.hasSubscribers;
+    const pending = this.pending.size;
+    const start = observed ? performance.now() : 0;
+    let fired = 0;
     for (const d of this.pending) {
       if (d.at > t) continue;
       this.pending.delete(d);
+      fired++;
       d.fire();
     }
+    if (observed) sweepChannel.publish({ start, pending, fired, ms: performance.now() - start });
   }
 }

@@ -1,6 +1,6 @@
 import { Pool, errors as undiciErrors, util as undiciUtil, type Dispatcher } from 'undici';
 import { GatewayError } from '../core/errors.js';
-import { DeadlineSweeper } from './deadlines.js';
+import { DeadlineSweeper, type Deadline } from './deadlines.js';
 
 /**
  * The one place that talks HTTP to upstreams. Everything above it deals in UpstreamRequest /
@@ -97,67 +97,8 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
     send(origin, req) {
       if (closed) return Promise.reject(new GatewayError('UPSTREAM_UNREACHABLE', 'the proxy is shutting down'));
       return new Promise<UpstreamResponse>((resolve, reject) => {
-        // undici's dispatch() with one handler that collects the answer once (no response
-        // stream, no per-request listeners). One deadline for the whole attempt (connect,
-        // headers, body), not an idle timer: undici's own timeouts restart on every chunk and
-        // its connect timeout is fixed. The deadline lives on the shared sweeper.
-        let abort: ((err?: Error) => void) | undefined;
-        let settled = false;
-        let status = 0;
-        let headers: Record<string, string | string[]> = {};
-        const chunks: Buffer[] = [];
-        let size = 0;
-        const maxBytes = req.maxResponseBytes ?? Infinity;
-        const finish = (err?: Error) => {
-          if (settled) return;
-          settled = true;
-          deadlines.clear(deadline);
-          if (err) reject(toGatewayError(err, origin, req.timeoutMs, abort !== undefined));
-          else resolve({ status, headers, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) });
-        };
-        const onDeadline = () => {
-          const timedOut = Object.assign(new Error('deadline'), { code: 'ETIMEDOUT' });
-          abort?.(timedOut);
-          finish(timedOut);
-        };
-        let deadline = deadlines.add(req.timeoutMs, onDeadline);
-        const tooLarge = () => {
-          const err = Object.assign(new Error('response too large'), { code: TOO_LARGE });
-          abort?.(err);
-          finish(err);
-          return false;
-        };
-        const handler: Dispatcher.DispatchHandler = {
-          onConnect(a) {
-            abort = a;
-            if (settled) a(new Error('deadline'));
-            else if (req.lane === 'token') {
-              // A token call's deadline starts when it is written, whatever it waited for before.
-              deadlines.clear(deadline);
-              deadline = deadlines.add(req.timeoutMs, onDeadline);
-            }
-          },
-          onHeaders(statusCode, rawHeaders) {
-            if (statusCode < 200) return true; // 1xx: the real answer follows
-            status = statusCode;
-            headers = undiciUtil.parseHeaders(rawHeaders);
-            const declared = headers['content-length'];
-            if (declared !== undefined && Number(declared) > maxBytes) return tooLarge();
-            return true;
-          },
-          onData(chunk) {
-            size += chunk.length;
-            if (size > maxBytes) return tooLarge();
-            chunks.push(chunk);
-            return true;
-          },
-          onComplete() {
-            finish();
-          },
-          onError(err) {
-            finish(err);
-          },
-        };
+        const attempt = new Attempt(origin, req, deadlines, resolve, reject);
+        deadlines.arm(attempt, req.timeoutMs);
         try {
           poolFor(origin, req.lane).dispatch(
             {
@@ -168,10 +109,10 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
               headersTimeout: req.timeoutMs,
               bodyTimeout: req.timeoutMs,
             },
-            handler,
+            attempt,
           );
         } catch (err) {
-          finish(err as Error);
+          attempt.finish(err as Error);
         }
       });
     },
@@ -183,6 +124,106 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
     },
   };
 }
+
+const NO_HEADERS: Record<string, string | string[]> = Object.freeze({}) as Record<string, string | string[]>;
+
+/**
+ * One upstream attempt: undici's dispatch handler (collecting the answer once: no response
+ * stream, no per-request listeners) and its own entry on the shared deadline sweeper. One
+ * object per attempt whose methods live on the prototype, where a handler of closures cost a
+ * dozen allocations per request. One deadline for the whole attempt (connect, headers, body),
+ * not an idle timer: undici's own timeouts restart on every chunk and its connect timeout is fixed.
+ */
+class Attempt implements Dispatcher.DispatchHandler, Deadline {
+  at = 0;
+  private abort: ((err?: Error) => void) | undefined = undefined;
+  private settled = false;
+  private status = 0;
+  private headers = NO_HEADERS;
+  /** The answer's body: most answers arrive in one chunk, kept without an array. */
+  private first: Buffer | undefined = undefined;
+  private more: Buffer[] | undefined = undefined;
+  private size = 0;
+
+  private readonly timeoutMs: number;
+  private readonly maxBytes: number;
+  private readonly tokenLane: boolean;
+
+  constructor(
+    private readonly origin: string,
+    req: UpstreamRequest,
+    private readonly deadlines: DeadlineSweeper,
+    private readonly resolve: (r: UpstreamResponse) => void,
+    private readonly reject: (err: Error) => void,
+  ) {
+    this.timeoutMs = req.timeoutMs;
+    this.maxBytes = req.maxResponseBytes ?? Infinity;
+    this.tokenLane = req.lane === 'token';
+  }
+
+  /** The deadline passed (called by the sweeper). */
+  fire(): void {
+    const timedOut = Object.assign(new Error('deadline'), { code: 'ETIMEDOUT' });
+    this.abort?.(timedOut);
+    this.finish(timedOut);
+  }
+
+  finish(err?: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.deadlines.clear(this);
+    if (err) this.reject(toGatewayError(err, this.origin, this.timeoutMs, this.abort !== undefined));
+    else {
+      const body = this.more ? Buffer.concat([this.first!, ...this.more], this.size) : (this.first ?? EMPTY_BODY);
+      this.resolve({ status: this.status, headers: this.headers === NO_HEADERS ? {} : this.headers, body });
+    }
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abort = abort;
+    if (this.settled) abort(new Error('deadline'));
+    else if (this.tokenLane) {
+      // A token call's deadline starts when it is written, whatever it waited for before.
+      this.deadlines.clear(this);
+      this.deadlines.arm(this, this.timeoutMs);
+    }
+  }
+
+  /** The answer is over maxResponseBytes: stop reading it. */
+  private tooLarge(): boolean {
+    const err = Object.assign(new Error('response too large'), { code: TOO_LARGE });
+    this.abort?.(err);
+    this.finish(err);
+    return false;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[]): boolean {
+    if (statusCode < 200) return true; // 1xx: the real answer follows
+    this.status = statusCode;
+    this.headers = undiciUtil.parseHeaders(rawHeaders) as Record<string, string | string[]>;
+    const declared = this.headers['content-length'];
+    if (declared !== undefined && Number(declared) > this.maxBytes) return this.tooLarge();
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.size + chunk.length > this.maxBytes) return this.tooLarge();
+    if (this.first === undefined) this.first = chunk;
+    else (this.more ??= []).push(chunk);
+    this.size += chunk.length;
+    return true;
+  }
+
+  onComplete(): void {
+    this.finish();
+  }
+
+  onError(err: Error): void {
+    this.finish(err);
+  }
+}
+
+const EMPTY_BODY = Buffer.alloc(0);
 
 const TOO_LARGE = 'COUNTERSIGN_RESPONSE_TOO_LARGE';
 

@@ -39,7 +39,8 @@ export interface Exchange {
 
 export interface UpstreamHandler {
   readonly name: string;
-  readonly type: 'keeta' | 'keysecure';
+  /** keeta, keysecure, or a recipe upstream's type (signed, lazada, …). */
+  readonly type: string;
   /** scheme://host:port of baseUrl. */
   readonly origin: string;
   /** Validate and parse the caller's request once. Throws GatewayError for bad input. */

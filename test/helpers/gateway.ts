@@ -102,7 +102,9 @@ export function configSecrets(config: Config): Set<string> {
   for (const c of config.callers ?? []) out.add(c.token);
   for (const u of Object.values(config.upstreams)) {
     if (u.type === 'keeta') out.add(u.appSecret);
-    else {
+    else if (u.type !== 'keysecure') {
+      for (const k of u.recipe.secrets) if (u.app[k]) out.add(u.app[k]);
+    } else {
       out.add(u.apiKey);
       if (u.apiSecret) out.add(u.apiSecret);
       if (u.callbacks?.secret) out.add(u.callbacks.secret);

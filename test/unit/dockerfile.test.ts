@@ -7,7 +7,8 @@ import { ROOT } from '../helpers/cli.js';
 /**
  * The Dockerfile's promises, read from the file itself: what the runtime stage runs and as whom,
  * where it may write, what it exposes and how it is labelled. No Docker engine runs here; the
- * install it performs is exercised by test/integration/production-layout.test.ts.
+ * install it performs is exercised by test/integration/production-layout.test.ts, and the built
+ * image itself by test/image/image.test.ts (scripts/build-image.sh -- npm run test:image).
  */
 
 interface Instruction {

@@ -36,6 +36,14 @@ The gateway's config.yaml, from .Values.config plus what the chart owns: listen 
 {{- else if and (eq $st.type "memory") (hasKey $st "maxEntries") -}}
 {{- $_ := set $store "maxEntries" $st.maxEntries -}}
 {{- end -}}
+{{- $enc := $st.encryption | default dict -}}
+{{- if and (ne $st.type "memory") $enc.keys -}}
+{{- $ring := list -}}
+{{- range $enc.keys -}}
+{{- $ring = append $ring (dict "id" .id "keyFile" (printf "%s/store-keys/%s" (include "countersign.configDir" $root) .id)) -}}
+{{- end -}}
+{{- $_ := set $store "encryption" (dict "keys" $ring "plaintext" ($enc.plaintext | default "migrate")) -}}
+{{- end -}}
 {{- $_ := set $cfg "store" $store -}}
 {{- $_ := set $cfg "limits" (deepCopy $v.config.limits) -}}
 {{- with $v.config.callers -}}
@@ -76,6 +84,9 @@ Everything the chart refuses, collected so that one `helm template` names every 
 {{- $problems = append $problems "config.upstreams: configure at least one upstream, e.g. keeta: {type: keeta, baseUrl: https://open.mykeeta.com/api/open, appId: <your app id>} (see the chart's examples/ folder: helm/countersign/examples/minimal.yaml)" -}}
 {{- end -}}
 {{- $store := $v.config.store.type -}}
+{{- if and (eq $store "memory") ($v.config.store.encryption | default dict).keys -}}
+{{- $problems = append $problems "config.store.encryption.keys: a memory store holds nothing at rest; remove the keys or use a file or redis store" -}}
+{{- end -}}
 {{- if eq $v.mode "central" -}}
 {{- $most := int $v.replicaCount -}}
 {{- if $v.autoscaling.enabled -}}{{- $most = int $v.autoscaling.maxReplicas -}}{{- end -}}

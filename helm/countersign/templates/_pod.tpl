@@ -29,6 +29,16 @@ the ConfigMap or Secret changes, and nothing is mounted inside a read-only Confi
               path: secrets/{{ . }}
             {{- end }}
       {{- end }}
+      {{- if ne .Values.config.store.type "memory" }}
+      {{- /* Store keys: one Secret key each, updated in place, so a reload takes a rotated ring. */}}
+      {{- range (.Values.config.store.encryption | default dict).keys }}
+      - secret:
+          name: {{ .secretName }}
+          items:
+            - key: {{ .secretKey }}
+              path: store-keys/{{ .id }}
+      {{- end }}
+      {{- end }}
 {{- if include "countersign.usesStoreVolume" . }}
 - name: countersign-store
   {{- if .Values.persistence.enabled }}

@@ -3,7 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { batchedDestination } from '../../../src/observability/log-destination.js';
+import { batchedDestination, writeAll } from '../../../src/observability/log-destination.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { ROOT } from '../../helpers/cli.js';
 
@@ -22,6 +22,15 @@ test('lines are written together shortly after, in order; flush() writes what is
   dest.write('three\n');
   dest.flush();
   t.is(readFileSync(file, 'utf8'), 'one\ntwo\nthree\n', 'flush() writes synchronously');
+});
+
+test('writeAll writes every byte of text with multi-byte characters, more than one pipe buffer of it', (t) => {
+  const file = tempFile();
+  const fd = openSync(file, 'w');
+  t.teardown(() => closeSync(fd));
+  const text = '{"msg":"größe — 東京 🚀"}\n'.repeat(8000);
+  writeAll(fd, text);
+  t.is(readFileSync(file, 'utf8'), text);
 });
 
 test('a process that exits right after logging loses no line', (t) => {

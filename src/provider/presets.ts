@@ -1,0 +1,28 @@
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { recipeSchema, type Recipe } from './recipe-schema.js';
+
+/**
+ * The shipped recipes (src/provider/presets/*.yaml, copied beside the compiled code by the
+ * build). Each is read and validated once, the first time an upstream names it.
+ */
+export const PRESETS = ['lazada', 'tiktok-shop', 'taobao-top', 'taobao-top-hmac'] as const;
+export type PresetName = (typeof PRESETS)[number];
+
+const loaded = new Map<string, Recipe>();
+
+export function presetFile(name: PresetName): URL {
+  return new URL(`./presets/${name}.yaml`, import.meta.url);
+}
+
+export function loadPreset(name: PresetName): Recipe {
+  let recipe = loaded.get(name);
+  if (!recipe) {
+    const result = recipeSchema.safeParse(parse(readFileSync(presetFile(name), 'utf8')));
+    // A shipped preset that does not validate is a defect of this build, not of the user's config.
+    if (!result.success) throw new Error(`preset ${name} is invalid: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    recipe = result.data;
+    loaded.set(name, recipe);
+  }
+  return recipe;
+}

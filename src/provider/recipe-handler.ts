@@ -1,0 +1,146 @@
+import type { Clock } from '../core/clock.js';
+import type { RecipeUpstreamConfig } from '../config/schema.js';
+import { forwardableRequestHeaders } from '../edge/headers.js';
+import { isMerchantId, MERCHANT_ID_RULE } from '../edge/ids.js';
+import { GatewayError } from '../core/errors.js';
+import { getField } from '../keeta/json-text.js';
+import type { UpstreamClock } from '../keysecure/upstream-clock.js';
+import type { UpstreamRequest } from '../proxy/forwarder.js';
+import { headerValue, splitBaseUrl, type Exchange, type UpstreamHandler } from '../proxy/upstream.js';
+import type { TokenCache } from '../tokens/token-cache.js';
+import type { TokenService } from '../tokens/token-service.js';
+import { KEYSECURE_MERCHANT, type TokenRecord } from '../tokens/types.js';
+import type { AnswerJudge } from './classes.js';
+import { recipeTouchesJson, splitRequest, type RequestParts } from './request-parts.js';
+import { RecipeSignError, signRequest } from './signer.js';
+
+/** A merchant id looked up in the index: what a shop or seller id may look like. */
+const INDEX_VALUE = /^[A-Za-z0-9._:@=+\/-]{1,128}$/;
+
+/** The merchant a recipe call is made for: `_` for an app token, undefined for none. */
+export function chooseMerchant(cfg: RecipeUpstreamConfig, name: string, path: string, headers: Record<string, string | string[] | undefined>, parts: RequestParts, cache: TokenCache): string | undefined {
+  const { tokens, merchant } = cfg.recipe;
+  if (tokens.model === 'none') return undefined;
+  if (tokens.model === 'app') return KEYSECURE_MERCHANT;
+  if (merchant.appLevelPaths.includes(path)) return undefined;
+  const named = headerValue(headers, 'x-countersign-merchant');
+  if (named !== undefined) {
+    if (!isMerchantId(named)) throw new GatewayError('UNKNOWN_MERCHANT', `X-Countersign-Merchant: ${MERCHANT_ID_RULE}`);
+    return named;
+  }
+  const index = merchant.index;
+  let value: string | undefined;
+  let field = '';
+  if (index?.query !== undefined) {
+    field = index.query;
+    value = parts.query.find(([k]) => k === field)?.[1];
+  } else if (index?.form !== undefined) {
+    field = index.form;
+    value = parts.form?.find(([k]) => k === field)?.[1];
+  } else if (index?.json !== undefined) {
+    field = index.json;
+    const node = parts.json && getField(parts.json, field);
+    value = node?.kind === 'number' ? node.lexeme : node?.kind === 'string' ? node.value : undefined;
+  }
+  if (value === undefined) {
+    throw new GatewayError('UNKNOWN_MERCHANT', `${path} needs a merchant: send X-Countersign-Merchant${index ? ` or ${field}` : ''}`);
+  }
+  if (!INDEX_VALUE.test(value)) throw new GatewayError('UNKNOWN_MERCHANT', `${field} ${JSON.stringify(value).slice(0, 40)} is not an id this upstream indexes`);
+  const found = cache.merchantForShop(name, value);
+  if (!found) throw new GatewayError('UNKNOWN_MERCHANT', `no merchant of ${name} is known for ${field} ${value}`);
+  return found;
+}
+
+/**
+ * The proxy's handler for any recipe upstream: the caller's request is split once (query, form
+ * or a lexeme-preserving JSON tree), the merchant chosen, and each attempt signs afresh with the
+ * token in use and a timestamp on the upstream's clock.
+ */
+export function createRecipeHandler(deps: {
+  name: string;
+  cfg: RecipeUpstreamConfig;
+  tokens: TokenService | undefined;
+  cache: TokenCache;
+  clock: Clock;
+  upstreamClock: UpstreamClock;
+  judge: AnswerJudge;
+}): UpstreamHandler {
+  const { name, cfg, tokens, cache, upstreamClock, judge } = deps;
+  const recipe = cfg.recipe;
+  const { origin, basePath } = splitBaseUrl(cfg.baseUrl);
+  const touchesJson = recipeTouchesJson(recipe);
+  const tokenPath = recipe.tokens.request?.path.toLowerCase();
+  // Headers the gateway sets, and the body's type when it rewrites the body: callers' copies are dropped.
+  const owned = new Set(Object.keys(recipe.set.headers ?? {}).map((h) => h.toLowerCase()));
+  if (recipe.sign.put.header) owned.add(recipe.sign.put.header.toLowerCase());
+  const ownedWithBody = new Set([...owned, 'content-type', 'content-encoding']);
+
+  return {
+    name,
+    type: cfg.type,
+    origin,
+    begin(req): Exchange {
+      if (tokenPath !== undefined && req.path.toLowerCase().replace(/\/+$/, '') === tokenPath) {
+        throw new GatewayError('FORBIDDEN_PATH', `${recipe.tokens.request!.path} is the proxy's own: tokens are renewed by the proxy`);
+      }
+      const parts = splitRequest(touchesJson, req.query, req.headers, req.body);
+      const merchant = chooseMerchant(cfg, name, req.path, req.headers, parts, cache);
+      const rewritesBody = parts.json !== undefined || parts.form !== undefined;
+      const headers = forwardableRequestHeaders(req.headers, rewritesBody ? ownedWithBody : owned);
+      let usedToken: string | undefined;
+
+      const signed = (rec: TokenRecord | undefined): UpstreamRequest => {
+        usedToken = rec?.accessToken;
+        let out;
+        try {
+          out = signRequest(recipe, {
+            method: req.method,
+            baseUrl: cfg.baseUrl,
+            path: req.path,
+            query: parts.query,
+            form: parts.form,
+            json: parts.json,
+            rawBody: parts.rawBody,
+            multipart: parts.multipart,
+            app: cfg.app,
+            accessToken: usedToken,
+            nowMs: upstreamClock.nowMs(),
+          });
+        } catch (err) {
+          if (err instanceof RecipeSignError) throw new GatewayError('BAD_REQUEST', `the request cannot be signed: ${err.message}`);
+          throw err;
+        }
+        const h = { ...headers, ...out.headers };
+        if (out.contentType) h['content-type'] = out.contentType;
+        return { method: req.method, path: basePath + req.path + out.query, headers: h, ...(out.body !== undefined && { body: out.body }), timeoutMs: cfg.timeout };
+      };
+
+      return {
+        prepare() {
+          if (merchant === undefined || !tokens) return signed(undefined);
+          const rec = tokens.fresh(merchant);
+          if (rec) return signed(rec);
+          return tokens.current(merchant).then((r) => {
+            if (!r) throw new GatewayError('UNKNOWN_MERCHANT', `no token is known for merchant "${merchant}" of ${name}`);
+            return signed(r);
+          });
+        },
+        judge(res) {
+          const v = judge.judge(res.status, res.body);
+          const retry = v.tokenRejected && usedToken !== undefined ? ('token' as const) : v.timestampRejected ? ('clock_skew' as const) : undefined;
+          return { class: v.class, ...(v.codeLabel !== undefined && { codeLabel: v.codeLabel }), ...(retry && { retry }) };
+        },
+        async recover(reason, res) {
+          if (reason === 'clock_skew') return upstreamClock.learn(headerValue(res.headers, 'date'));
+          if (merchant === undefined || usedToken === undefined || !tokens) return false;
+          try {
+            const rec = await tokens.refresh(merchant, 'rejected', usedToken);
+            return rec.accessToken !== usedToken;
+          } catch {
+            return false;
+          }
+        },
+      };
+    },
+  };
+}
