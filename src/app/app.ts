@@ -6,6 +6,8 @@ import { TokenAdmin, type AdminUpstream } from '../admin/token-admin.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../config/load.js';
 import { createCallerAuthenticator } from '../edge/callers.js';
+import { KubernetesAuth } from '../edge/kubernetes-auth.js';
+import { upstreamTransports } from '../proxy/upstream-transport.js';
 import { createKeetaHandler } from '../keeta/handler.js';
 import { createKeetaTokenSource } from '../keeta/token-source.js';
 import { createKeySecureHandler } from '../keysecure/handler.js';
@@ -53,6 +55,8 @@ export interface AppDeps {
   warmUpRequests?: number;
   /** Upper bound on the warm-up's duration (default 0.5 s). */
   warmUpMaxMs?: number;
+  /** Least time between two re-reads of the service-account JWKS on an unknown key (default 30 s). */
+  jwksMinRereadMs?: number;
 }
 
 /** What lives as long as the process for one upstream: its tokens survive every reload. */
@@ -111,7 +115,8 @@ export function buildApp(deps: AppDeps): App {
     webhookUpstreams: inbound.webhooks,
     authorizationUpstreams: inbound.oauth,
   });
-  const forwarder = deps.forwarder ?? createForwarder();
+  const forwarder = deps.forwarder ?? createForwarder({ transports: upstreamTransports(config.upstreams) });
+  const kubernetesAuth = new KubernetesAuth({ clock, log, ...(deps.jwksMinRereadMs !== undefined && { jwksMinRereadMs: deps.jwksMinRereadMs }) });
   const cache = new TokenCache();
   const live = new LiveConfig(config);
   metrics.configLastReloadSuccessful.set(1);
@@ -202,7 +207,7 @@ export function buildApp(deps: AppDeps): App {
     shares: callerShares(shares, cfg),
     maxResponseBytes: cfg.limits.maxResponseBytes,
     handlers: new Map([...upstreams.keys()].map((n) => [n, buildHandler(n, cfg.upstreams[n]!)])),
-    callers: createCallerAuthenticator(cfg.callers),
+    callers: createCallerAuthenticator(cfg.callers, { serviceAccounts: kubernetesAuth.verifierFor(cfg.auth?.kubernetes) }),
     maxBodyBytes: cfg.limits.maxBodyBytes,
     // Only the upstreams running since start: an upstream added by a reload waits for a restart.
     rateLimits: buildRateLimits(Object.fromEntries([...upstreams.keys()].map((n) => [n, cfg.upstreams[n]!])), { state: rateLimitState, metrics, clock, log }),
@@ -293,6 +298,7 @@ export function buildApp(deps: AppDeps): App {
       // connections close: a renewed pair must not die with the process.
       await Promise.all([...upstreams.values()].map((u) => u.tokens.close()));
       await forwarder.close();
+      await kubernetesAuth.close();
       await ingress.close();
       await rateLimitState.close();
       await storeLifecycle.closeStore();

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { callbacksSchema, oauthSchema, webhooksSchema } from './ingress-schema.js';
 import { callerTrafficFields, listenerLimitFields, upstreamTrafficFields } from './traffic-schema.js';
+import { authSchema, certificateIdentitySchema, listenTlsSchema, merchantPatternsSchema, serviceAccountSchema, trustProblems, upstreamTransportFields } from './trust-schema.js';
 import { storeEncryptionSchema } from './store-encryption.js';
 import { presetUpstreamObject, RECIPE_TYPES, recipeUpstreamProblems, signedUpstreamObject, toRecipeUpstream } from './signed-schema.js';
 
@@ -101,6 +102,7 @@ const keetaUpstream = z
     webhooks: webhooksSchema.optional(),
     rateLimits: z.array(rateLimitRule).default(KEETA_DEFAULT_RATE_LIMITS),
     ...upstreamTrafficFields,
+    ...upstreamTransportFields,
   })
   .strict();
 
@@ -130,6 +132,7 @@ const keysecureUpstream = z
       })
       .strict()
       .default({}),
+    ...upstreamTransportFields,
   })
   .strict();
 
@@ -163,7 +166,11 @@ const UPSTREAM_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const caller = z
   .object({
     name: z.string({ required_error: 'required' }).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, . _ - only'),
-    token: secret.refine((t) => t.length >= 16, 'must be at least 16 characters'),
+    /** Exactly one of token, certificate, serviceAccount (trustProblems). */
+    token: secret.refine((t) => t.length >= 16, 'must be at least 16 characters').optional(),
+    certificate: certificateIdentitySchema.optional(),
+    serviceAccount: serviceAccountSchema.optional(),
+    merchants: merchantPatternsSchema.optional(),
     allow: z.array(z.string().regex(/^[^:\s]+:(\*|\/\S*)$/, 'expected "upstream:/path/glob" or "upstream:*"')).min(1, 'list at least one upstream:path'),
     ...callerTrafficFields,
   })
@@ -245,10 +252,11 @@ const store = z.discriminatedUnion(
 export const configSchema = z
   .object({
     listen: z
-      .object({ proxy: hostPort.default('0.0.0.0:8080'), admin: hostPort.default('127.0.0.1:9090'), ingress: hostPort.optional() })
+      .object({ proxy: hostPort.default('0.0.0.0:8080'), admin: hostPort.default('127.0.0.1:9090'), ingress: hostPort.optional(), tls: listenTlsSchema.optional() })
       .strict()
       .default({}),
     admin: z.object({ token: secret.refine((t) => t.length >= 16, 'must be at least 16 characters').optional() }).strict().default({}),
+    auth: authSchema.optional(),
     store: store.default({ type: 'file' }),
     limits: z.object({ maxBodyBytes: positiveInt.default(1_048_576), ...listenerLimitFields }).strict().default({}),
     callers: z.array(caller).min(1, 'remove the key or list at least one caller').optional(),
@@ -278,8 +286,8 @@ export const configSchema = z
     // token is rotated without downtime, old and new accepted for a while.
     const seenTokens = new Set<string>();
     cfg.callers?.forEach((c, i) => {
-      if (seenTokens.has(c.token)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['callers', i, 'token'], message: 'the same token is given to two callers' });
-      seenTokens.add(c.token);
+      if (c.token !== undefined && seenTokens.has(c.token)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['callers', i, 'token'], message: 'the same token is given to two callers' });
+      if (c.token !== undefined) seenTokens.add(c.token);
       if (c.maxInFlight !== undefined && typeof c.maxInFlight === 'object') {
         for (const up of Object.keys(c.maxInFlight)) {
           if (!Object.hasOwn(cfg.upstreams, up)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['callers', i, 'maxInFlight', up], message: `names unknown upstream "${up}"` });
@@ -292,6 +300,7 @@ export const configSchema = z
         }
       });
     });
+    for (const p of trustProblems(cfg)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: p.path, message: p.message });
     if (cfg.store.type === 'redis') {
       for (const p of redisStoreProblems(cfg.store)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['store', ...p.path], message: p.message });
     }

@@ -1,6 +1,7 @@
-import { Pool, errors as undiciErrors, util as undiciUtil, type Dispatcher } from 'undici';
+import { errors as undiciErrors, util as undiciUtil, type Dispatcher } from 'undici';
 import { GatewayError } from '../core/errors.js';
 import { DeadlineSweeper, type Deadline } from './deadlines.js';
+import { createUpstreamDispatcher, type UpstreamTransport } from './upstream-transport.js';
 
 /**
  * The one place that talks HTTP to upstreams. Everything above it deals in UpstreamRequest /
@@ -69,23 +70,28 @@ export interface ForwarderOptions {
   /** Max sockets per origin for token calls (their own pool). */
   tokenConnections?: number;
   keepAliveTimeoutMs?: number;
+  /** Per origin: CA, client certificate, server name, egress proxy (upstream-transport.ts). */
+  transports?: ReadonlyMap<string, UpstreamTransport>;
 }
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
 
 export function createForwarder(options: ForwarderOptions = {}): Forwarder {
-  const pools = new Map<string, Pool>();
-  const tokenPools = new Map<string, Pool>();
+  const pools = new Map<string, Dispatcher>();
+  const tokenPools = new Map<string, Dispatcher>();
+  /** Origins dispatched through an egress proxy: its agent needs the origin in each dispatch. */
+  const proxied = new Set<string>();
   let closed = false;
   const poolFor = (origin: string, lane: 'token' | undefined) => {
     const map = lane === 'token' ? tokenPools : pools;
     let pool = map.get(origin);
     if (!pool) {
-      pool = new Pool(origin, {
+      const transport = options.transports?.get(origin);
+      pool = createUpstreamDispatcher(origin, transport, {
         connections: lane === 'token' ? (options.tokenConnections ?? 8) : (options.connections ?? null),
         keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
-        pipelining: 1,
       });
+      if (transport?.egressProxy) proxied.add(origin);
       map.set(origin, pool);
     }
     return pool;
@@ -102,6 +108,7 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
         try {
           poolFor(origin, req.lane).dispatch(
             {
+              ...(proxied.has(origin) && { origin }),
               method: req.method as 'GET',
               path: req.path,
               headers: req.headers,
@@ -238,5 +245,34 @@ function toGatewayError(err: unknown, origin: string, timeoutMs: number, sent: b
     return new UpstreamCallError('UPSTREAM_TIMEOUT', message, sent, err);
   }
   const cause = (err as { cause?: { code?: string } }).cause?.code;
+  const refused = certificateProblem(err);
+  if (refused) return new UpstreamCallError('UPSTREAM_UNREACHABLE', `certificate of ${origin} is not trusted: ${refused}`, sent, err);
   return new UpstreamCallError('UPSTREAM_UNREACHABLE', `cannot reach ${origin} (${code || cause || 'connection failed'})`, sent, err);
+}
+
+/** OpenSSL's and Node's codes for a certificate the client refused. */
+const CERTIFICATE_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'INVALID_CA',
+  'INVALID_PURPOSE',
+  'HOSTNAME_MISMATCH',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** "unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)" when err (or its cause) is a refused certificate. */
+function certificateProblem(err: unknown): string | undefined {
+  for (let e = err as { code?: string; message?: string; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    if (e.code && CERTIFICATE_CODES.has(e.code)) return `${e.message ?? 'refused'} (${e.code})`;
+  }
+  return undefined;
 }
