@@ -26,6 +26,8 @@ import { StoreLifecycle } from '../tokens/store-lifecycle.js';
 import { TokenCache } from '../tokens/token-cache.js';
 import { TokenService } from '../tokens/token-service.js';
 import type { TokenStore } from '../tokens/types.js';
+import { callerShares, connectionsOf, tokenTimeoutOf, upstreamMethods } from '../proxy/traffic-config.js';
+import { FairShare } from '../proxy/fair-share.js';
 import { warmUpHotPath } from './warm-up.js';
 import { isRecipeUpstream, type KeetaUpstreamConfig, type KeySecureUpstreamConfig, type RecipeUpstreamConfig } from '../config/schema.js';
 import { answerJudge } from '../provider/classes.js';
@@ -156,9 +158,10 @@ export function buildApp(deps: AppDeps): App {
       log,
       refreshBeforeMs: cfg.refreshBefore,
       // A caller waits for a renewal at most the upstream's timeout; the lock's lease outlives
-      // one token call (at most `timeout`) even when Redis cannot be reached to renew it.
+      // one token call (a wait for a token connection, then at most `tokenTimeout` from
+      // sending) even when Redis cannot be reached to renew it.
       waitMs: cfg.timeout,
-      lockLeaseMs: Math.max(5000, cfg.timeout + 2000),
+      lockLeaseMs: Math.max(5000, 2 * (tokenTimeoutOf(cfg) ?? cfg.timeout) + 2000),
     };
     if (cfg.type === 'keeta') {
       const current = () => live.current.upstreams[name] as KeetaUpstreamConfig;
@@ -198,8 +201,14 @@ export function buildApp(deps: AppDeps): App {
   // Rate-limit budgets and cooldowns live as long as the process (shared through Redis with a
   // redis store); the per-upstream rules are rebuilt against them from each config.
   const rateLimitState = deps.rateLimitState ?? rateLimitStateFromConfig(config, { clock, log, metrics });
+  // Connection slots live as long as the process (their size is restart-only); each config
+  // sets the callers' weights and caps.
+  const shares = new Map([...upstreams.keys()].map((n) => [n, new FairShare(connectionsOf(config.upstreams[n]!), undefined, n)]));
   /** The proxy's view of the config, read once per request. */
   const proxyConfig = live.derive((cfg) => ({
+    methods: upstreamMethods(cfg),
+    shares: callerShares(shares, cfg),
+    maxResponseBytes: cfg.limits.maxResponseBytes,
     handlers: new Map([...upstreams.keys()].map((n) => [n, buildHandler(n, cfg.upstreams[n]!)])),
     callers: createCallerAuthenticator(cfg.callers, { serviceAccounts: kubernetesAuth.verifierFor(cfg.auth?.kubernetes) }),
     maxBodyBytes: cfg.limits.maxBodyBytes,

@@ -11,6 +11,7 @@ import { createAccessLog } from '../observability/access-log.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics, RequestClass, RetryReason } from '../observability/metrics.js';
 import type { UpstreamRequestMetrics } from '../observability/metrics-hot-path.js';
+import type { FairShare } from './fair-share.js';
 import type { Tracing } from '../observability/tracing.js';
 import type { Forwarder, UpstreamResponse } from './forwarder.js';
 import type { UpstreamHandler, Verdict } from './upstream.js';
@@ -22,6 +23,12 @@ export interface ProxyConfig {
   maxBodyBytes: number;
   /** Upstreams with rate limits or a cooldown after "too frequent" (src/limits); others are absent. */
   rateLimits: ReadonlyMap<string, UpstreamRateLimits>;
+  /** The methods each upstream is called with; any other is METHOD_NOT_ALLOWED. */
+  methods: ReadonlyMap<string, ReadonlySet<string>>;
+  /** Each upstream's connection slots, shared fairly among callers (fair-share.ts). */
+  shares: ReadonlyMap<string, FairShare>;
+  /** Largest upstream answer held for one request (limits.maxResponseBytes). */
+  maxResponseBytes: number;
 }
 
 export interface ProxyHandlerDeps {
@@ -55,7 +62,7 @@ export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res
   const access = createAccessLog(log);
 
   return async function proxy(req, res) {
-    const { handlers, callers, maxBodyBytes, rateLimits } = deps.current();
+    const { handlers, callers, maxBodyBytes, rateLimits, methods, shares, maxResponseBytes } = deps.current();
     const started = performance.now();
     const requestId = requestIdFrom(req.headers['x-request-id']);
     let handler: UpstreamHandler | undefined;
@@ -77,14 +84,19 @@ export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res
       callerName = caller?.name;
       if (!handler) throw new GatewayError('UNKNOWN_UPSTREAM', `no upstream is named "${target.upstream.slice(0, 64)}"`);
       traced?.route(handler.name, target.path);
+      const method = req.method ?? 'GET';
+      const allowed = methods.get(handler.name);
+      if (allowed && !allowed.has(method)) throw methodNotAllowed(handler.name, method, allowed);
       callers.authorize(caller, handler.name, target.path);
+      const share = shares.get(handler.name);
+      const slot = share?.slotOf(callerName);
       recorded = metrics.forUpstream(handler.name);
       recorded.begin();
       try {
         const body = await readBody(req, maxBodyBytes);
         const exchange = handler.begin({
           requestId,
-          method: req.method ?? 'GET',
+          method,
           path: target.path,
           query: target.query,
           headers: req.headers,
@@ -98,19 +110,50 @@ export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res
         let resends = 0;
         let resendReason: string | undefined;
         for (;;) {
-          const admitted = limits?.admit(target.path);
+          const admitted = limits?.admit(target.path, slot);
           if (admitted) await admitted;
           const prepared = exchange.prepare();
           // A promise: the token was not at hand and the request waits for it (a renewal, a store read).
           const upstreamReq = prepared instanceof Promise ? await (traced ? traced.wait('countersign.token.wait', prepared) : prepared) : prepared;
+          upstreamReq.maxResponseBytes = maxResponseBytes;
+          let waitedMs = 0;
+          const timeoutMs = upstreamReq.timeoutMs;
+          if (share) {
+            // A connection slot for this attempt, within the caller's fair share; a wait for one
+            // comes out of the attempt's timeout.
+            const wait = share.acquire(slot!, timeoutMs);
+            if (wait) {
+              const w0 = performance.now();
+              try {
+                await wait;
+              } catch (err) {
+                metrics.connectionWaits.inc({ upstream: handler.name, result: 'timed_out' });
+                throw err;
+              }
+              waitedMs = Math.round(performance.now() - w0);
+              // A slot with almost no time left is not worth sending on: the upstream would do
+              // the work and the answer would be late anyway.
+              if (timeoutMs - waitedMs < Math.max(50, timeoutMs / 10)) {
+                share.release(slot!);
+                metrics.connectionWaits.inc({ upstream: handler.name, result: 'timed_out' });
+                throw share.noConnection(slot!, timeoutMs);
+              }
+              metrics.connectionWaits.inc({ upstream: handler.name, result: 'served' });
+              upstreamReq.timeoutMs = timeoutMs - waitedMs;
+            }
+          }
           const span = traced?.attempt(handler.origin, upstreamReq, resends, resendReason);
           const t0 = performance.now();
           try {
             answer = await forwarder.send(handler.origin, span ? span.request : upstreamReq);
           } catch (err) {
             span?.fail(isGatewayError(err) ? err.code : 'INTERNAL', isGatewayError(err) && err.code === 'UPSTREAM_TIMEOUT' ? 'timeout' : 'network_error');
+            if (waitedMs > 0 && isGatewayError(err) && err.code === 'UPSTREAM_TIMEOUT') {
+              throw new GatewayError('UPSTREAM_TIMEOUT', `no answer from ${handler.origin} within ${timeoutMs} ms, ${waitedMs} ms of it spent waiting for a connection`, { cause: err });
+            }
             throw err;
           } finally {
+            share?.release(slot!);
             recorded.attempt((performance.now() - t0) / 1000);
           }
           verdict = exchange.judge(answer);
@@ -147,7 +190,7 @@ export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res
       // A refusal before the upstream was looked up (BAD_PATH) still counts for it, when it is one.
       handler ??= handlers.get(leadingSegment(req.url ?? '/'));
       const gw = toGatewayError(err, log, requestId);
-      cls = gw.code === 'UPSTREAM_TIMEOUT' ? 'timeout' : gw.code === 'UPSTREAM_UNREACHABLE' ? 'network_error' : 'rejected';
+      cls = gw.code === 'UPSTREAM_TIMEOUT' ? 'timeout' : gw.code === 'UPSTREAM_UNREACHABLE' ? 'network_error' : gw.code === 'UPSTREAM_RESPONSE_TOO_LARGE' ? 'upstream_http_error' : 'rejected';
       status = gw.status;
       errorCode = gw.code;
       sendError(res, gw, requestId);
@@ -169,6 +212,11 @@ export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res
       });
     }
   };
+}
+
+function methodNotAllowed(upstream: string, method: string, allowed: ReadonlySet<string>): GatewayError {
+  const list = [...allowed].join(', ');
+  return new GatewayError('METHOD_NOT_ALLOWED', `${upstream} is not called with ${method.slice(0, 16)}; allowed: ${list}`, { headers: { Allow: list } });
 }
 
 function toGatewayError(err: unknown, log: Logger, requestId: string): GatewayError {

@@ -15,6 +15,7 @@ test('examples/trust-boundary.yaml passes check-config, naming its TLS, issuer a
   t.regex(stdout, /tls: proxy .*tls\/tls\.crt \(client certificates from .*tls\/ca\.crt\)/);
   t.regex(stdout, /tls: admin /);
   t.regex(stdout, /tls: ingress /);
+  t.regex(stdout, /store: redis .*, encryption keys \[k2026-12, k2026-06\] \(plaintext: migrate\)/);
   t.regex(stdout, /auth: kubernetes issuer https:\/\/kubernetes\.default\.svc\.cluster\.local, audience countersign, JWKS https:\/\/kubernetes\.default\.svc\/openid\/v1\/jwks/);
   t.regex(stdout, /order-service merchants \[brand-\*, store-42\]/);
   t.regex(stdout, /billing \(certificate uri spiffe:/);
