@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type Router from '@koa/router';
+import { pageSecurityHeaders } from '../edge/page-headers.js';
 
 /**
  * GET /console: the operators' page, plain files shipped beside this module (src/admin/console/,
@@ -8,15 +9,14 @@ import type Router from '@koa/router';
  */
 const asset = (name: string) => readFileSync(new URL(`./console/${name}`, import.meta.url));
 
-/** Script only from this origin (no inline script), no framing, no sniffing, no referrer. */
+/**
+ * The security headers every page of the gateway carries (edge/page-headers.ts), for a page
+ * whose script, style and icon are files of its own origin and whose script calls /admin/*;
+ * never cached, never embedded by another origin.
+ */
 export const CONSOLE_HEADERS: Readonly<Record<string, string>> = {
-  'Content-Security-Policy':
-    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
-  'X-Content-Type-Options': 'nosniff',
-  'X-Frame-Options': 'DENY',
-  'Referrer-Policy': 'no-referrer',
+  ...pageSecurityHeaders({ selfAssets: true, connectSelf: true }),
   'Cache-Control': 'no-store',
-  'Cross-Origin-Opener-Policy': 'same-origin',
   'Cross-Origin-Resource-Policy': 'same-origin',
 };
 
