@@ -259,6 +259,7 @@ prints the delivery below):
   curl -s -X POST ${keysecure.baseUrl}/_sim/callbacks -H 'content-type: application/json' -d '{"url": "${ingress}/hooks/keysecure-hk", "action": "Card_update"}'
 
 Operator views (open them, or fetch them with curl -s):
+  ${a}/console             the operators' console: merchants, states, connect, refresh, forget
   ${a}/admin/tokens        token states, expiry, shop counts (never a token)
   ${a}/metrics             Prometheus metrics, e.g. countersign_requests_total, countersign_inbound_total
   ${simRoot}/_sim/counters   what the Keeta simulator received

@@ -56,7 +56,8 @@ test('npm run demo prints curl commands that each answer as printed, shows a mer
   t.regex(demo.out, /\[demo target\] POST \/keysecure\/events {2}upstream=keysecure-hk event=Card_update .* verified=true/);
 
   const views = [...demo.out.matchAll(/^\s+(http:\/\/\S+)\s{2,}/gm)].map((m) => m[1]!);
-  t.is(views.length, 3, demo.out);
+  t.is(views.length, 4, demo.out);
+  t.true(views.some((url) => url.endsWith('/console')), `the operators' console is among the printed views\n${demo.out}`);
   for (const url of views) t.is((await fetch(url)).status, 200, url);
   t.is(await demo.stop(), 0);
 });
