@@ -1,6 +1,6 @@
 import type { Clock } from '../core/clock.js';
 import type { RecipeUpstreamConfig } from '../config/schema.js';
-import type { UpstreamClock } from '../keysecure/upstream-clock.js';
+import type { UpstreamClock } from './steps/upstream-clock.js';
 import type { Forwarder, UpstreamResponse } from '../proxy/forwarder.js';
 import { splitBaseUrl } from '../proxy/upstream.js';
 import { TokenFetchError, type TokenSource } from '../tokens/token-service.js';

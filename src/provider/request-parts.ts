@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from '../core/errors.js';
-import { JsonSyntaxError, parseJsonText, type JsonObjectNode } from '../keeta/json-text.js';
+import { JsonSyntaxError, parseJsonText, type JsonObjectNode } from './steps/json-text.js';
 import { decodeUtf8, headerValue } from '../proxy/upstream.js';
 import type { Recipe } from './recipe-schema.js';
 import { decodePairs } from './steps.js';

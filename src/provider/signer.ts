@@ -1,4 +1,4 @@
-import { hasLoneSurrogate, type JsonNode, type JsonObjectNode } from '../keeta/json-text.js';
+import { hasLoneSurrogate, type JsonNode, type JsonObjectNode } from './steps/json-text.js';
 import type { Part, Recipe, ValueSource } from './recipe-schema.js';
 import { bodyHash, compactJson, digest, encodePairs, joinPairs, jsonValueText, nonce, renderTime, sortPairs } from './steps.js';
 

@@ -1,11 +1,11 @@
-import type { Clock } from '../core/clock.js';
-import type { KeySecureUpstreamConfig } from '../config/schema.js';
-import type { Forwarder, UpstreamResponse } from '../proxy/forwarder.js';
-import { headerValue, splitBaseUrl } from '../proxy/upstream.js';
-import { TokenFetchError, type TokenSource } from '../tokens/token-service.js';
-import { CONFIG_FAULTS } from './config-faults.js';
-import type { TokenRecord } from '../tokens/types.js';
-import type { UpstreamClock } from './upstream-clock.js';
+import type { Clock } from '../../core/clock.js';
+import type { KeySecureUpstreamConfig } from '../../config/schema.js';
+import type { Forwarder, UpstreamResponse } from '../../proxy/forwarder.js';
+import { headerValue, splitBaseUrl } from '../../proxy/upstream.js';
+import { TokenFetchError, type TokenSource } from '../../tokens/token-service.js';
+import { CONFIG_FAULTS } from './keysecure-config-faults.js';
+import type { TokenRecord } from '../../tokens/types.js';
+import type { UpstreamClock } from '../steps/upstream-clock.js';
 
 export const KEYSECURE_TOKEN_PATH = '/open-api/v1/merchant/token';
 

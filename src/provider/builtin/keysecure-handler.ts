@@ -1,15 +1,15 @@
-import type { KeySecureUpstreamConfig } from '../config/schema.js';
-import { forwardableRequestHeaders } from '../edge/headers.js';
-import { GatewayError } from '../core/errors.js';
-import type { Logger } from '../observability/logger.js';
-import { classifyKeySecure, keySecureCodeLabel, readEnvelope } from '../proxy/classify.js';
-import { decodeUtf8, headerValue, splitBaseUrl, type Exchange, type UpstreamHandler } from '../proxy/upstream.js';
-import type { TokenService } from '../tokens/token-service.js';
-import { KEYSECURE_MERCHANT, type TokenRecord } from '../tokens/types.js';
-import type { UpstreamRequest } from '../proxy/forwarder.js';
-import { CONFIG_FAULTS } from './config-faults.js';
-import { KEYSECURE_TOKEN_PATH } from './token-source.js';
-import type { UpstreamClock } from './upstream-clock.js';
+import type { KeySecureUpstreamConfig } from '../../config/schema.js';
+import { forwardableRequestHeaders } from '../../edge/headers.js';
+import { GatewayError } from '../../core/errors.js';
+import type { Logger } from '../../observability/logger.js';
+import { classifyKeySecure, keySecureCodeLabel, readEnvelope } from '../../proxy/classify.js';
+import { decodeUtf8, headerValue, splitBaseUrl, type Exchange, type UpstreamHandler } from '../../proxy/upstream.js';
+import type { TokenService } from '../../tokens/token-service.js';
+import { KEYSECURE_MERCHANT, type TokenRecord } from '../../tokens/types.js';
+import type { UpstreamRequest } from '../../proxy/forwarder.js';
+import { CONFIG_FAULTS } from './keysecure-config-faults.js';
+import { KEYSECURE_TOKEN_PATH } from './keysecure-token-source.js';
+import type { UpstreamClock } from '../steps/upstream-clock.js';
 
 /** Auth headers the proxy sets; callers' copies are dropped. */
 const AUTH_HEADERS = new Set(['api-key', 'timestamp', 'access-token']);
