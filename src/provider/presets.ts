@@ -6,7 +6,7 @@ import { recipeSchema, type Recipe } from './recipe-schema.js';
  * The shipped recipes (src/provider/presets/*.yaml, copied beside the compiled code by the
  * build). Each is read and validated once, the first time an upstream names it.
  */
-export const PRESETS = ['lazada', 'tiktok-shop', 'taobao-top', 'taobao-top-hmac'] as const;
+export const PRESETS = ['lazada', 'tiktok-shop', 'taobao-top', 'taobao-top-hmac', 'keysecure'] as const;
 export type PresetName = (typeof PRESETS)[number];
 
 const loaded = new Map<string, Recipe>();
