@@ -143,7 +143,8 @@ export interface SignRule {
 /** The signing rule, or undefined for `algorithm: none`. */
 export function signRule(recipe: { sign: z.output<typeof signSchema> }): SignRule | undefined {
   const s = recipe.sign;
-  return s.algorithm === 'none' ? undefined : (s as SignRule);
+  // (A rule missing string, encoding or put is already an error at its path: treated as none.)
+  return s.algorithm === 'none' || !s.string || !s.encoding || !s.put ? undefined : (s as SignRule);
 }
 
 const expiry = z
