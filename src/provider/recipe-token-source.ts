@@ -43,7 +43,10 @@ export function tokenRequest(cfg: RecipeRun, refreshToken: string | undefined, n
  * Obtains a token the way the recipe's `tokens` section says: an app token from the app
  * credential (`model: app`), or a merchant's new pair from its refresh token (`model: merchant`).
  * The TokenService around it writes a single-use refresh token's successor before it is used
- * and renews once across replicas. Errors never quote the answer (it may hold tokens).
+ * and renews once across replicas. Errors never quote the answer (it may hold tokens), only
+ * its code, the recipe's `answer.message` field and a fault's likely cause. A timestamp
+ * rejection corrects the clock from `Date` and asks once more (a refused request spends no
+ * refresh token).
  */
 export function createRecipeTokenSource(name: string, config: () => RecipeRun, forwarder: Forwarder, clock: Clock, upstreamClock: UpstreamClock): TokenSource {
   const model = config().recipe.tokens.model;
