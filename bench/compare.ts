@@ -8,6 +8,9 @@
  *   bare Node pass-through        node:http + undici doing no work (the Node ceiling)
  *   Countersign Keeta             parse, shop → merchant, token, sign, re-serialise, classify
  *   Countersign KeySecure         header injection, JSON check, classify
+ *   Countersign Keeta over TLS    the signed Keeta row with the proxy listener served over TLS
+ *                                 (listen.tls.proxy, an ECDSA P-256 test certificate; wrk keeps
+ *                                 its connections, so this is the per-request cost of TLS)
  *
  * Countersign runs as `npm start` would (built first into dist/): one caller token checked, metrics on, the
  * access log at info written to its real destination (stdout, sent to BENCH_ACCESS_LOG or
@@ -40,6 +43,7 @@ export function missingTools(): string[] {
   if (!has('nginx', '-v')) missing.push('nginx (apt-get install nginx-light)');
   if (!has('wrk', '--version')) missing.push('wrk (apt-get install wrk)');
   if (!has('taskset', '--version')) missing.push('taskset (apt-get install util-linux)');
+  if (!has('openssl', 'version')) missing.push('openssl (apt-get install openssl)');
   return missing;
 }
 
@@ -243,6 +247,9 @@ export async function main(): Promise<void> {
       targets.push({ label: `${name} Keeta (signed)`, url: `${gw.proxyUrl}/keeta/order/get`, pid: () => gw.pid, isGateway: true, script: authed });
       targets.push({ label: `${name} KeySecure`, url: `${gw.proxyUrl}/ks/open-api/v1/card/list`, pid: () => gw.pid, isGateway: true, script: authed });
     }
+    // The same build with its proxy listener over TLS, beside the plain row.
+    const tlsGw = await startGateway('Countersign-tls', ROOT, dir, upstream, start, { tls: selfSignedCertificate(dir) });
+    targets.push({ label: 'Countersign Keeta (signed) over TLS', url: `${tlsGw.proxyUrl}/keeta/order/get`, pid: () => tlsGw.pid, isGateway: true, script: authed });
 
     // ROUNDS=0: only the tail report.
     if (ROUNDS > 0) {
@@ -439,14 +446,14 @@ export async function startGateway(
   dir: string,
   upstream: string,
   start: Start,
-  opts: { build?: boolean; args?: string[]; env?: Record<string, string> } = {},
+  opts: { build?: boolean; args?: string[]; env?: Record<string, string>; tls?: { cert: string; key: string } } = {},
 ): Promise<{ proxyUrl: string; pid: number; proc: ChildProcess }> {
   const [proxyPort, adminPort] = [await freePort(), await freePort()];
   const adminToken = 'bench-admin-token-0123456789';
   const config = join(dir, `${name}.yaml`);
   writeFileSync(
     config,
-    `listen: { proxy: 127.0.0.1:${proxyPort}, admin: 127.0.0.1:${adminPort} }
+    `listen: { proxy: 127.0.0.1:${proxyPort}, admin: 127.0.0.1:${adminPort}${opts.tls ? `, tls: { proxy: { certFile: ${opts.tls.cert}, keyFile: ${opts.tls.key} } }` : ''} }
 store: { type: memory }
 admin: { token: ${adminToken} }
 callers:
@@ -478,7 +485,20 @@ upstreams:
     body: JSON.stringify({ accessToken: 'a'.repeat(32), refreshToken: 'r'.repeat(32), expiresIn: 7_776_000, issuedAtTime: Date.now(), shopIds: [SHOP_ID] }),
   });
   if (!res.ok) throw new Error(`${name}: token import failed: ${res.status} ${await res.text()}`);
-  return { proxyUrl: `http://127.0.0.1:${proxyPort}`, pid: p.pid!, proc: p };
+  return { proxyUrl: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${proxyPort}`, pid: p.pid!, proc: p };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();
+
+/** A throwaway ECDSA P-256 certificate for 127.0.0.1 (wrk does not verify it). */
+function selfSignedCertificate(dir: string): { cert: string; key: string } {
+  const cert = join(dir, 'bench-tls.crt');
+  const key = join(dir, 'bench-tls.key');
+  const r = spawnSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'],
+    { encoding: 'utf8' },
+  );
+  if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
+  return { cert, key };
+}

@@ -3,7 +3,9 @@
  * to core 0, wrk (and the nginx upstream, on core 1) alternating between them, PAIRS pairs of
  * SECONDS each after WARMUP_SECONDS unmeasured, A first in odd pairs and B first in even ones.
  * Each measure is the median of the per-pair ratios B/A: the two runs of a pair saw the same
- * machine, which on a shared machine is the only comparison that holds.
+ * machine, which on a shared machine is the only comparison that holds. Run it in both orders
+ * (A B, then B A) and take √(r_AB / r_BA): on a crowded machine the second side came out about
+ * 15 % cheaper whichever build it was, and only the two orders together cancel that.
  *
  *   npx tsx bench/paired.ts <A> <B> [keeta|keysecure]
  *

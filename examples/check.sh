@@ -26,6 +26,7 @@ for name in "${configs[@]}"; do
     mkdir -p "$(dirname "$dir/$file")"
     case "$file" in
       *redis-url*) printf 'redis://:placeholder-%s@redis.example:6379/0\n' "$RANDOM" >"$dir/$file" ;;
+      *store-keys/*) head -c 32 /dev/urandom | base64 >"$dir/$file" ;;   # a store key: 32 bytes, base64
       *) printf 'placeholder-%s%s\n' "$RANDOM" "$RANDOM" >"$dir/$file" ;;
     esac
   done < <(grep -oE '^[[:space:]-]*[A-Za-z]+File:[[:space:]]*[^[:space:]#]+' "$dir/config.yaml" | sed -E 's/^[^:]*:[[:space:]]*//')

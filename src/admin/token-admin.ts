@@ -3,9 +3,10 @@ import { isMerchantId, MERCHANT_ID_RULE } from '../edge/ids.js';
 import { GatewayError } from '../core/errors.js';
 import { decodeUtf8 } from '../proxy/upstream.js';
 import { getField, JsonSyntaxError, parseJsonText, type JsonNode, type JsonObjectNode } from '../provider/steps/json-text.js';
+import { UNDECRYPTABLE, type RecordLedger } from '../tokens/record-ledger.js';
 import type { TokenCache } from '../tokens/token-cache.js';
-import type { TokenService } from '../tokens/token-service.js';
-import { KEYSECURE_MERCHANT, type TokenRecord, type TokenStore } from '../tokens/types.js';
+import { recordUnusable, type TokenService } from '../tokens/token-service.js';
+import { KEYSECURE_MERCHANT, UnusableRecordError, type PutOptions, type TokenRecord, type TokenStore } from '../tokens/types.js';
 
 export interface AdminUpstream {
   name: string;
@@ -31,15 +32,32 @@ export class TokenAdmin {
     private readonly store: TokenStore,
     private readonly cache: TokenCache,
     private readonly clock: Clock,
+    /** The at-rest state of each record (`encryption`) and the quarantined ones; file and redis stores. */
+    private readonly ledger?: RecordLedger,
   ) {}
 
   list() {
     const now = this.clock.now();
+    const ledger = this.ledger;
     return {
       upstreams: [...this.upstreams.values()].map((u) => ({
         name: u.name,
         type: u.type,
-        merchants: [...this.cache.records(u.name)].map((rec) => this.describe(u, rec, now)),
+        merchants: [
+          ...[...this.cache.records(u.name)]
+            .filter((rec) => !ledger?.isUnusable(u.name, rec.merchant))
+            .map((rec) => {
+              const encryption = ledger?.label(u.name, rec.merchant);
+              return { ...this.describe(u, rec, now), ...(encryption !== undefined && { encryption }) };
+            }),
+          // Quarantined records: refused until a pair is imported; the reason names no value.
+          ...(ledger?.unusableRecords(u.name) ?? []).map((r) => ({
+            merchant: u.type === 'keysecure' ? null : r.merchant,
+            state: UNDECRYPTABLE,
+            encryption: UNDECRYPTABLE,
+            error: `the stored record cannot be used: ${r.reason}; import the pair again (PUT .../token) or delete the merchant`,
+          })),
+        ],
       })),
     };
   }
@@ -83,7 +101,8 @@ export class TokenAdmin {
     const expiresIn = requireIntIn(body, 'expiresIn', 1, MAX_EXPIRES_IN_SEC, 'seconds, at most 10 years');
     const issuedAtTime = requireIntIn(body, 'issuedAtTime', MIN_ISSUED_AT_MS, this.clock.now() + MAX_ISSUED_AHEAD_MS, 'Unix milliseconds, not before 2015 and not more than a day ahead');
     const shopNode = getField(body, 'shopIds');
-    const existing = this.cache.get(u.name, merchant) ?? (await this.storeGet(u.name, merchant));
+    // A quarantined record is replaced by the import (the only write that may replace it).
+    const existing = this.cache.get(u.name, merchant) ?? (await this.storeGet(u.name, merchant, { unusable: 'ignore' }));
     const shopIds = shopNode ? parseShopIds(shopNode) : [...(existing?.shopIds ?? [])];
     this.checkShopOwners(u.name, merchant, shopIds);
     const record: TokenRecord = {
@@ -97,7 +116,7 @@ export class TokenAdmin {
       refreshedAt: Math.min(this.clock.now(), issuedAtTime),
       shopIds,
     };
-    await this.write(record, `a newer pair for merchant "${merchant}" is already stored; nothing was changed`);
+    await this.write(record, `a newer pair for merchant "${merchant}" is already stored; nothing was changed`, { overUnusable: 'replace' });
     u.tokens.forget(merchant);
     return { expiresAt: record.expiresAt, expired: record.expiresAt <= this.clock.now() };
   }
@@ -185,20 +204,25 @@ export class TokenAdmin {
     }
   }
 
-  private async storeGet(upstream: string, merchant: string): Promise<TokenRecord | undefined> {
+  private async storeGet(upstream: string, merchant: string, opts: { unusable?: 'ignore' } = {}): Promise<TokenRecord | undefined> {
     try {
       return await this.store.get(upstream, merchant);
     } catch (err) {
+      if (err instanceof UnusableRecordError) {
+        if (opts.unusable === 'ignore') return undefined;
+        throw recordUnusable(err);
+      }
       if (err instanceof GatewayError) throw err;
       throw new GatewayError('STORE_UNAVAILABLE', 'the token store cannot be reached', { cause: err });
     }
   }
 
-  private async write(record: TokenRecord, staleMessage: string): Promise<void> {
+  private async write(record: TokenRecord, staleMessage: string, options?: PutOptions): Promise<void> {
     let result;
     try {
-      result = await this.store.put(record);
+      result = await this.store.put(record, options);
     } catch (err) {
+      if (err instanceof UnusableRecordError) throw recordUnusable(err);
       if (err instanceof GatewayError) throw err;
       throw new GatewayError('STORE_UNAVAILABLE', 'the token store cannot be reached; nothing was changed', { cause: err });
     }

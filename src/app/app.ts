@@ -10,6 +10,8 @@ import { createKeetaHandler } from '../provider/builtin/keeta-handler.js';
 import { createKeetaTokenSource } from '../provider/builtin/keeta-token-source.js';
 import { keySecureRecipe } from '../provider/builtin/keysecure.js';
 import { UpstreamClock } from '../provider/steps/upstream-clock.js';
+import { KubernetesAuth } from '../edge/kubernetes-auth.js';
+import { upstreamTransports } from '../proxy/upstream-transport.js';
 import { buildIngress, ingressUpstreams } from '../ingress/build-ingress.js';
 import type { IngressStore } from '../ingress/state-store.js';
 import { buildRateLimits, type RateLimitState } from '../limits/rate-limits.js';
@@ -50,6 +52,8 @@ export interface AppDeps {
   warmUpRequests?: number;
   /** Upper bound on the warm-up's duration (default 0.5 s). */
   warmUpMaxMs?: number;
+  /** Least time between two re-reads of the service-account JWKS on an unknown key (default 30 s). */
+  jwksMinRereadMs?: number;
 }
 
 /** What lives as long as the process for one upstream: its tokens survive every reload. */
@@ -108,7 +112,8 @@ export function buildApp(deps: AppDeps): App {
     webhookUpstreams: inbound.webhooks,
     authorizationUpstreams: inbound.oauth,
   });
-  const forwarder = deps.forwarder ?? createForwarder();
+  const forwarder = deps.forwarder ?? createForwarder({ transports: upstreamTransports(config.upstreams) });
+  const kubernetesAuth = new KubernetesAuth({ clock, log, ...(deps.jwksMinRereadMs !== undefined && { jwksMinRereadMs: deps.jwksMinRereadMs }) });
   const cache = new TokenCache();
   const live = new LiveConfig(config);
   metrics.configLastReloadSuccessful.set(1);
@@ -131,8 +136,11 @@ export function buildApp(deps: AppDeps): App {
       if (interval > 0) for (const u of upstreams.values()) u.tokens.startScheduler(interval);
     },
     ...(deps.storeRetryMs !== undefined && { retryMs: deps.storeRetryMs }),
+    encryption: config.store.type === 'memory' ? undefined : config.store.encryption,
   });
   const store = storeLifecycle.store;
+  // Key files are reloaded with the config: add a key, reload, `store rekey`, remove the old one.
+  live.onApplied((c) => storeLifecycle.updateKeys(c.store.type === 'memory' ? undefined : c.store.encryption));
 
   for (const [name, cfg] of Object.entries(config.upstreams)) {
     const common = {
@@ -189,7 +197,7 @@ export function buildApp(deps: AppDeps): App {
   /** The proxy's view of the config, read once per request. */
   const proxyConfig = live.derive((cfg) => ({
     handlers: new Map([...upstreams.keys()].map((n) => [n, buildHandler(n, cfg.upstreams[n]!)])),
-    callers: createCallerAuthenticator(cfg.callers),
+    callers: createCallerAuthenticator(cfg.callers, { serviceAccounts: kubernetesAuth.verifierFor(cfg.auth?.kubernetes) }),
     maxBodyBytes: cfg.limits.maxBodyBytes,
     // Only the upstreams running since start: an upstream added by a reload waits for a restart.
     rateLimits: buildRateLimits(Object.fromEntries([...upstreams.keys()].map((n) => [n, cfg.upstreams[n]!])), { state: rateLimitState, metrics, clock, log }),
@@ -236,7 +244,7 @@ export function buildApp(deps: AppDeps): App {
 
   const admin = createAdminApp({
     registry,
-    tokenAdmin: new TokenAdmin(upstreams, store, cache, clock),
+    tokenAdmin: new TokenAdmin(upstreams, store, cache, clock, storeLifecycle.ledger),
     readiness,
     adminToken: () => adminToken.current,
     log,
@@ -280,6 +288,7 @@ export function buildApp(deps: AppDeps): App {
       // connections close: a renewed pair must not die with the process.
       await Promise.all([...upstreams.values()].map((u) => u.tokens.close()));
       await forwarder.close();
+      await kubernetesAuth.close();
       await ingress.close();
       await rateLimitState.close();
       await storeLifecycle.closeStore();

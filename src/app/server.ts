@@ -1,7 +1,8 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener, type Server, type ServerOptions } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { App } from './app.js';
 import { flushLogger } from '../observability/logger.js';
+import { createTlsListener, type TlsFiles } from '../edge/tls-listener.js';
 
 export interface Listening {
   proxyUrl: string;
@@ -14,6 +15,9 @@ export interface Listening {
   /** Stop accepting, let in-flight requests finish (at most `graceMs`), then close everything. */
   shutdown(graceMs?: number): Promise<void>;
 }
+
+/** listen.tls: the listeners served over TLS. */
+export type ListenTls = Partial<Record<'proxy' | 'admin' | 'ingress', TlsFiles>>;
 
 /** `host:port` → listen arguments (`[::1]:9090` → `::1`, 9090). */
 export function parseHostPort(text: string): { host: string; port: number } {
@@ -33,7 +37,7 @@ export class ListenError extends Error {
   }
 }
 
-function listen(server: Server, address: string): Promise<string> {
+function listen(server: Server, address: string, scheme: 'http' | 'https'): Promise<string> {
   const { host, port } = parseHostPort(address);
   return new Promise((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(address, err)));
@@ -41,7 +45,7 @@ function listen(server: Server, address: string): Promise<string> {
       server.removeAllListeners('error');
       const a = server.address() as AddressInfo;
       const h = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-      resolve(`http://${h === '0.0.0.0' ? '127.0.0.1' : h === '[::]' ? '[::1]' : h}:${a.port}`);
+      resolve(`${scheme}://${h === '0.0.0.0' ? '127.0.0.1' : h === '[::]' ? '[::1]' : h}:${a.port}`);
     });
   });
 }
@@ -52,18 +56,33 @@ function listen(server: Server, address: string): Promise<string> {
  * is touched); `/readyz` says "starting" until it has. A failure closes whatever was bound and
  * rejects with a ListenError.
  */
-export async function listenApp(app: App, addresses: { proxy: string; admin: string; ingress?: string | undefined }): Promise<Listening> {
-  const proxyServer = createServer({ keepAliveTimeout: 65_000, requestTimeout: 120_000 }, app.proxy.callback());
-  const adminServer = createServer(app.admin.callback());
+export async function listenApp(
+  app: App,
+  addresses: { proxy: string; admin: string; ingress?: string | undefined; tls?: ListenTls | undefined },
+  options: { tlsReloadMs?: number } = {},
+): Promise<Listening> {
+  const tls = addresses.tls ?? {};
+  /** Plain HTTP, or TLS with certificate reload when listen.tls names the listener (edge/tls-listener.ts). */
+  const serve = (name: 'proxy' | 'admin' | 'ingress', http: ServerOptions, handler: RequestListener): Server => {
+    const files = tls[name];
+    if (!files) return createServer(http, handler);
+    return createTlsListener(
+      { name, files, http, requireClientCertificate: name !== 'proxy', log: app.log, ...(options.tlsReloadMs !== undefined && { reloadIntervalMs: options.tlsReloadMs }) },
+      handler,
+    ).server;
+  };
+  const scheme = (name: 'proxy' | 'admin' | 'ingress') => (tls[name] ? 'https' : 'http');
+  const proxyServer = serve('proxy', { keepAliveTimeout: 65_000, requestTimeout: 120_000 }, app.proxy.callback());
+  const adminServer = serve('admin', {}, app.admin.callback());
   // Faces the internet: short header and request deadlines against slow clients.
-  const ingressServer = addresses.ingress ? createServer({ headersTimeout: 20_000, requestTimeout: 30_000 }, app.ingress.callback()) : undefined;
+  const ingressServer = addresses.ingress ? serve('ingress', { headersTimeout: 20_000, requestTimeout: 30_000 }, app.ingress.callback()) : undefined;
   let proxyUrl: string;
   let adminUrl: string;
   let ingressUrl: string | undefined;
   try {
-    proxyUrl = await listen(proxyServer, addresses.proxy);
-    adminUrl = await listen(adminServer, addresses.admin);
-    if (ingressServer && addresses.ingress) ingressUrl = await listen(ingressServer, addresses.ingress);
+    proxyUrl = await listen(proxyServer, addresses.proxy, scheme('proxy'));
+    adminUrl = await listen(adminServer, addresses.admin, scheme('admin'));
+    if (ingressServer && addresses.ingress) ingressUrl = await listen(ingressServer, addresses.ingress, scheme('ingress'));
   } catch (err) {
     for (const s of [proxyServer, adminServer, ingressServer]) if (s?.listening) s.close();
     throw err;

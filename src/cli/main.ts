@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { buildApp } from '../app/app.js';
 import { loadConfig, summarizeConfig, type Config } from '../config/load.js';
+import { plaintextStoreWarning } from '../config/store-encryption.js';
 import { ConfigError } from '../core/errors.js';
 import { jsonSyntaxMessage, signCommand } from './sign.js';
 import { createLogger } from '../observability/logger.js';
@@ -14,6 +15,7 @@ const USAGE = `usage:
   countersign check-config --config FILE       validate the config and print a summary (exit 0 or 2)
   countersign sign --config FILE --upstream NAME --path /order/get[?a=b] [--body TEXT] [--merchant ID | --access-token T] [--timestamp SEC] [--method M]
                                                print the exact string that is hashed and the signature
+  countersign store rekey --config FILE        rewrite every token record with the first store.encryption key
   countersign sim keeta|keysecure [--port N]   run a local simulator of an upstream`;
 
 /** Exit codes: 0 fine, 1 runtime failure, 2 bad config or bad usage. */
@@ -33,6 +35,7 @@ export async function main(argv: string[]): Promise<number> {
       throw err;
     }
   }
+  if (command === 'store') return (await import('./store-rekey.js')).runStoreCli(rest);
   if (command === 'help' || argv.includes('--help')) {
     process.stdout.write(`${USAGE}\n`);
     return 0;
@@ -75,6 +78,7 @@ export async function main(argv: string[]): Promise<number> {
 
   switch (command) {
     case 'check-config':
+      if (plaintextStoreWarning(config.store)) process.stderr.write(`warning: ${plaintextStoreWarning(config.store)}\n`);
       process.stdout.write(`${summarizeConfig(config)}\nconfig OK\n`);
       return 0;
     case 'sign':
@@ -116,6 +120,8 @@ async function serve(config: Config): Promise<number> {
     log.fatal({ address: err.address }, err.message);
     return 1;
   }
+  const plaintext = plaintextStoreWarning(config.store);
+  if (plaintext) log.warn(plaintext);
   try {
     // A stop signal during start waits for it to settle: no store open or write is cut short.
     await app.start();

@@ -7,6 +7,8 @@ import { formatDuration } from './duration.js';
 import { type Env, formatPath, interpolateEnv, resolveSecretFiles } from './resolve.js';
 import { inlineRecipeFiles } from './recipe-files.js';
 import { configSchema, type ParsedConfig } from './schema.js';
+import { describeIdentity, resolveTrustFiles, summarizeTrust } from './trust-files.js';
+import { loadStoreKeys } from './store-encryption.js';
 import { describeRedisTarget } from '../tokens/redis-connection.js';
 
 /** The validated, frozen config every module receives. */
@@ -50,8 +52,12 @@ export function parseConfig(text: string, opts: { env?: Env; baseDir?: string; s
   if (problems.length || !result.success) throw new ConfigError(dedupe(problems));
 
   const cfg = result.data;
+  if (cfg.store.type !== 'memory') loadStoreKeys(cfg.store, opts.baseDir ?? process.cwd(), problems, files);
+  if (problems.length) throw new ConfigError(dedupe(problems));
   if (cfg.store.type === 'file') cfg.store.path = resolvePath(opts.baseDir ?? process.cwd(), cfg.store.path);
   if (cfg.store.type === 'redis' && cfg.store.tls?.caFile) cfg.store.tls.caFile = resolvePath(opts.baseDir ?? process.cwd(), cfg.store.tls.caFile);
+  resolveTrustFiles(cfg, opts.baseDir ?? process.cwd(), problems);
+  if (problems.length) throw new ConfigError(dedupe(problems));
   return deepFreeze({ ...cfg, source: opts.source ?? '(inline)', files: [...new Set(files)] });
 }
 
@@ -98,11 +104,13 @@ export function summarizeConfig(cfg: Config): string {
   const lines = [
     `config: ${cfg.source}`,
     `listen: proxy ${cfg.listen.proxy}, admin ${cfg.listen.admin}${cfg.admin.token ? ' (admin token set)' : ''}${cfg.listen.ingress ? `, ingress ${cfg.listen.ingress}` : ''}`,
-    `store: ${cfg.store.type}${cfg.store.type === 'file' ? ` at ${cfg.store.path}` : ''}${cfg.store.type === 'redis' ? ` ${describeRedisTarget(cfg.store)} (keyPrefix "${cfg.store.keyPrefix}")` : ''}`,
+    `store: ${cfg.store.type}${cfg.store.type === 'file' ? ` at ${cfg.store.path}` : ''}${cfg.store.type === 'redis' ? ` ${describeRedisTarget(cfg.store)} (keyPrefix "${cfg.store.keyPrefix}")` : ''}${cfg.store.type !== 'memory' && cfg.store.encryption ? `, encryption keys [${cfg.store.encryption.keys.map((k) => k.id).join(', ')}] (plaintext: ${cfg.store.encryption.plaintext})` : ''}`,
     `limits: maxBodyBytes ${cfg.limits.maxBodyBytes}`,
-    `callers: ${cfg.callers ? cfg.callers.map((c) => `${c.name} [${c.allow.join(', ')}]`).join('; ') : 'none (no caller authentication)'}`,
-    'upstreams:',
+    `callers: ${cfg.callers ? cfg.callers.map((c) => `${c.name}${describeIdentity(c)} [${c.allow.join(', ')}]`).join('; ') : 'none (no caller authentication)'}`,
   ];
+  const trust = summarizeTrust(cfg);
+  lines.splice(2, 0, ...trust.listen);
+  lines.push(...trust.auth, 'upstreams:');
   for (const [name, u] of Object.entries(cfg.upstreams)) {
     if (u.type === 'keeta') {
       lines.push(
@@ -130,6 +138,7 @@ export function summarizeConfig(cfg: Config): string {
       rules.push(`after 1009: ${u.onRateLimited.perSecond}/s for ${formatDuration(u.onRateLimited.cooldown)}`);
     }
     lines.push(`    rate limits: ${rules.length > 0 ? rules.join('; ') : 'none'}`);
+    lines.push(...trust.upstream(name));
   }
   return lines.join('\n');
 }

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { callbacksSchema, oauthSchema, webhooksSchema } from './ingress-schema.js';
+import { authSchema, certificateIdentitySchema, listenTlsSchema, merchantPatternsSchema, serviceAccountSchema, trustProblems, upstreamTransportFields } from './trust-schema.js';
+import { storeEncryptionSchema } from './store-encryption.js';
 import { presetUpstreamObject, RECIPE_TYPES, recipeUpstreamProblems, signedUpstreamObject, toRecipeUpstream } from './signed-schema.js';
 
 /**
@@ -98,6 +100,7 @@ const keetaUpstream = z
     /** Webhooks Keeta pushes to the ingress listener. */
     webhooks: webhooksSchema.optional(),
     rateLimits: z.array(rateLimitRule).default(KEETA_DEFAULT_RATE_LIMITS),
+    ...upstreamTransportFields,
   })
   .strict();
 
@@ -126,6 +129,7 @@ const keysecureUpstream = z
       })
       .strict()
       .default({}),
+    ...upstreamTransportFields,
   })
   .strict();
 
@@ -159,7 +163,11 @@ const UPSTREAM_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const caller = z
   .object({
     name: z.string({ required_error: 'required' }).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, . _ - only'),
-    token: secret.refine((t) => t.length >= 16, 'must be at least 16 characters'),
+    /** Exactly one of token, certificate, serviceAccount (trustProblems). */
+    token: secret.refine((t) => t.length >= 16, 'must be at least 16 characters').optional(),
+    certificate: certificateIdentitySchema.optional(),
+    serviceAccount: serviceAccountSchema.optional(),
+    merchants: merchantPatternsSchema.optional(),
     allow: z.array(z.string().regex(/^[^:\s]+:(\*|\/\S*)$/, 'expected "upstream:/path/glob" or "upstream:*"')).min(1, 'list at least one upstream:path'),
   })
   .strict();
@@ -191,6 +199,7 @@ const redisStore = z
       .optional(),
     // `{` and `}` would make a Redis Cluster hash tag of the prefix and put every key in one slot.
     keyPrefix: z.string().regex(/^[^{}]*$/, 'must not contain { or } (Redis Cluster reads them as a hash tag)').default('countersign:'),
+    encryption: storeEncryptionSchema.optional(),
   })
   .strict();
 
@@ -225,7 +234,7 @@ const store = z.discriminatedUnion(
   'type',
   [
     z.object({ type: z.literal('memory'), maxEntries: positiveInt.default(100_000) }).strict(),
-    z.object({ type: z.literal('file'), path: z.string().min(1).default('./data/tokens.json') }).strict(),
+    z.object({ type: z.literal('file'), path: z.string().min(1).default('./data/tokens.json'), encryption: storeEncryptionSchema.optional() }).strict(),
     redisStore,
   ],
   {
@@ -239,10 +248,11 @@ const store = z.discriminatedUnion(
 export const configSchema = z
   .object({
     listen: z
-      .object({ proxy: hostPort.default('0.0.0.0:8080'), admin: hostPort.default('127.0.0.1:9090'), ingress: hostPort.optional() })
+      .object({ proxy: hostPort.default('0.0.0.0:8080'), admin: hostPort.default('127.0.0.1:9090'), ingress: hostPort.optional(), tls: listenTlsSchema.optional() })
       .strict()
       .default({}),
     admin: z.object({ token: secret.refine((t) => t.length >= 16, 'must be at least 16 characters').optional() }).strict().default({}),
+    auth: authSchema.optional(),
     store: store.default({ type: 'file' }),
     limits: z.object({ maxBodyBytes: positiveInt.default(1_048_576) }).strict().default({}),
     callers: z.array(caller).min(1, 'remove the key or list at least one caller').optional(),
@@ -272,8 +282,8 @@ export const configSchema = z
     // token is rotated without downtime, old and new accepted for a while.
     const seenTokens = new Set<string>();
     cfg.callers?.forEach((c, i) => {
-      if (seenTokens.has(c.token)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['callers', i, 'token'], message: 'the same token is given to two callers' });
-      seenTokens.add(c.token);
+      if (c.token !== undefined && seenTokens.has(c.token)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['callers', i, 'token'], message: 'the same token is given to two callers' });
+      if (c.token !== undefined) seenTokens.add(c.token);
       c.allow.forEach((rule, j) => {
         const up = rule.slice(0, rule.indexOf(':'));
         if (up !== '*' && !Object.hasOwn(cfg.upstreams, up)) {
@@ -281,6 +291,7 @@ export const configSchema = z
         }
       });
     });
+    for (const p of trustProblems(cfg)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: p.path, message: p.message });
     if (cfg.store.type === 'redis') {
       for (const p of redisStoreProblems(cfg.store)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['store', ...p.path], message: p.message });
     }

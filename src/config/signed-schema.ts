@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { loadPreset } from '../provider/presets.js';
 import { recipeSchema, type Recipe } from '../provider/recipe-schema.js';
+import { upstreamTransportFields } from './trust-schema.js';
 
 /**
  * Upstreams described by a recipe (SPEC "Upstreams described, not coded"): `type: signed` with
@@ -38,6 +39,8 @@ export function recipeUpstreamKeys<R extends z.ZodTypeAny>(rateLimits: R) {
     refreshBefore: durationText.optional(),
     timeout: durationText.refine((ms) => ms > 0, 'must be more than 0').default('10s'),
     rateLimits,
+    /** tls, egressProxy, insecure: how the upstream is reached (trust-schema.ts). */
+    ...upstreamTransportFields,
   };
 }
 
@@ -94,6 +97,9 @@ export type RecipeUpstream = {
   /** App values the recipe refers to (secrets among them: recipe.secrets). */
   app: Readonly<Record<string, string>>;
   recipeFile?: string | undefined;
+  tls?: { caFile?: string | undefined; certFile?: string | undefined; keyFile?: string | undefined; serverName?: string | undefined } | undefined;
+  egressProxy?: string | undefined;
+  insecure: boolean;
 };
 
 /** Cross-field checks of a recipe upstream, each problem at its path. */

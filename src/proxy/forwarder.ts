@@ -1,6 +1,7 @@
-import { Pool, errors as undiciErrors, util as undiciUtil, type Dispatcher } from 'undici';
+import { errors as undiciErrors, util as undiciUtil, type Dispatcher } from 'undici';
 import { GatewayError } from '../core/errors.js';
 import { DeadlineSweeper, type Deadline } from './deadlines.js';
+import { createUpstreamDispatcher, type UpstreamTransport } from './upstream-transport.js';
 
 /**
  * The one place that talks HTTP to upstreams. Everything above it deals in UpstreamRequest /
@@ -35,21 +36,23 @@ export interface ForwarderOptions {
   /** Max sockets per upstream origin. */
   connections?: number;
   keepAliveTimeoutMs?: number;
+  /** Per origin: CA, client certificate, server name, egress proxy (upstream-transport.ts). */
+  transports?: ReadonlyMap<string, UpstreamTransport>;
 }
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
 
 export function createForwarder(options: ForwarderOptions = {}): Forwarder {
-  const pools = new Map<string, Pool>();
+  const pools = new Map<string, Dispatcher>();
+  /** Origins dispatched through an egress proxy: its agent needs the origin in each dispatch. */
+  const proxied = new Set<string>();
   let closed = false;
   const poolFor = (origin: string) => {
     let pool = pools.get(origin);
     if (!pool) {
-      pool = new Pool(origin, {
-        connections: options.connections ?? 128,
-        keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
-        pipelining: 1,
-      });
+      const transport = options.transports?.get(origin);
+      pool = createUpstreamDispatcher(origin, transport, { connections: options.connections ?? 128, keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000 });
+      if (transport?.egressProxy) proxied.add(origin);
       pools.set(origin, pool);
     }
     return pool;
@@ -66,6 +69,7 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
         try {
           poolFor(origin).dispatch(
             {
+              ...(proxied.has(origin) && { origin }),
               method: req.method as 'GET',
               path: req.path,
               headers: req.headers,
@@ -170,5 +174,34 @@ function toGatewayError(err: unknown, origin: string, timeoutMs: number): Gatewa
     return new GatewayError('UPSTREAM_TIMEOUT', `no answer from ${origin} within ${timeoutMs} ms`, { cause: err });
   }
   const cause = (err as { cause?: { code?: string } }).cause?.code;
+  const refused = certificateProblem(err);
+  if (refused) return new GatewayError('UPSTREAM_UNREACHABLE', `certificate of ${origin} is not trusted: ${refused}`, { cause: err });
   return new GatewayError('UPSTREAM_UNREACHABLE', `cannot reach ${origin} (${code || cause || 'connection failed'})`, { cause: err });
+}
+
+/** OpenSSL's and Node's codes for a certificate the client refused. */
+const CERTIFICATE_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'INVALID_CA',
+  'INVALID_PURPOSE',
+  'HOSTNAME_MISMATCH',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** "unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)" when err (or its cause) is a refused certificate. */
+function certificateProblem(err: unknown): string | undefined {
+  for (let e = err as { code?: string; message?: string; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    if (e.code && CERTIFICATE_CODES.has(e.code)) return `${e.message ?? 'refused'} (${e.code})`;
+  }
+  return undefined;
 }

@@ -68,7 +68,8 @@ export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res
       const target = parseTargetPath(req.url ?? '/');
       path = target.path;
       handler = handlers.get(target.upstream);
-      const caller = callers.authenticate(req.headers.authorization);
+      const identified = callers.identify(req.headers.authorization, req.socket);
+      const caller = identified instanceof Promise ? await identified : identified;
       callerName = caller?.name;
       if (!handler) throw new GatewayError('UNKNOWN_UPSTREAM', `no upstream is named "${target.upstream.slice(0, 64)}"`);
       callers.authorize(caller, handler.name, target.path);
@@ -84,6 +85,7 @@ export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res
           headers: req.headers,
           body,
         });
+        if (exchange.merchant !== undefined) callers.authorizeMerchant(caller, handler.name, exchange.merchant);
         const limits = rateLimits.get(handler.name);
         let answer: UpstreamResponse;
         let verdict: Verdict;

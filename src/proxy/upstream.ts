@@ -27,6 +27,8 @@ export interface Verdict {
 }
 
 export interface Exchange {
+  /** The merchant this call acts as, when it acts as one (checked against callers[].merchants). */
+  readonly merchant?: string | undefined;
   /**
    * The upstream request for the next attempt: fresh timestamp, token and signature each time.
    * Synchronous when the token is at hand (the common case), a promise when it must be waited for.

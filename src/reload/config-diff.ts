@@ -8,11 +8,13 @@ import { formatPath } from '../config/resolve.js';
  * Everything applies at once except these keys, which keep their running values until the
  * process restarts (one warn line names them):
  * - `listen.*`: the sockets are bound once;
- * - `store` (any key of it): the token store and its connections are opened once;
+ * - `store` (any key of it but `store.encryption`, whose keys are reloaded in place): the
+ *   token store and its connections are opened once;
  * - an upstream added or removed, or an upstream whose `type` changed (that whole upstream
  *   keeps its running config): metrics series and token services exist per upstream;
  * - `upstreams.*.refreshBefore` and `upstreams.*.refreshSpacing`: fixed in the token service,
- *   which is kept across reloads so no token, renewal or backoff state is lost.
+ *   which is kept across reloads so no token, renewal or backoff state is lost;
+ * - `upstreams.*.tls` and `upstreams.*.egressProxy`: the upstream's connections are made once.
  */
 
 type Path = ReadonlyArray<string | number>;
@@ -40,11 +42,12 @@ export function changedPaths(a: unknown, b: unknown, path: Path = []): Path[] {
 export function restartUnit(path: Path): Path | undefined {
   const [top, second, third] = path;
   if (top === 'listen') return path.slice(0, 2);
-  if (top === 'store') return ['store'];
+  // The keyring is updated in place (key rotation without a restart); the rest of the store is not.
+  if (top === 'store') return second === 'encryption' ? undefined : ['store'];
   if (top === 'upstreams') {
     if (second === undefined) return ['upstreams'];
     if (third === undefined || third === 'type') return ['upstreams', second];
-    if (third === 'refreshBefore' || third === 'refreshSpacing') return ['upstreams', second, third];
+    if (third === 'refreshBefore' || third === 'refreshSpacing' || third === 'tls' || third === 'egressProxy') return ['upstreams', second, third];
   }
   return undefined;
 }

@@ -1,10 +1,12 @@
 /**
- * `countersign sim keeta|keysecure --port N [--host 127.0.0.1] [--json] [...]`
+ * `countersign sim keeta|keysecure --port N [--host 127.0.0.1] [--tls-cert F --tls-key F] [--json] [...]`
  *
  * Starts one simulator, prints its base URL and the seeded credentials, and runs until
  * SIGINT or SIGTERM. Bad usage throws a `SimUsageError` (message includes the usage text).
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import type { SimTls } from './server-base.js';
 import { startKeetaSim } from './keeta/server.js';
 import type { OauthDelivery } from './keeta/state.js';
 import type { WebhookRecipe } from './keeta/webhook-sig.js';
@@ -14,9 +16,12 @@ export const SIM_USAGE = `usage:
   countersign sim keeta [--port N] [--host 127.0.0.1] [--app-id 3340612437] [--app-secret S]
                         [--merchant demo-brand] [--shops 466663,9007199254740993]
                         [--redirect-uri URL]... [--demo-accounts] [--oauth-delivery redirect|event|both]
-                        [--event1-url URL] [--webhook-recipe url-query|url-concat|sorted|query] [--json]
+                        [--event1-url URL] [--webhook-recipe url-query|url-concat|sorted|query]
+                        [--tls-cert FILE --tls-key FILE] [--json]
   countersign sim keysecure [--port N] [--host 127.0.0.1] [--api-key K] [--api-secret S]
-                        [--whitelist ip,ip] [--callback-app-id ID] [--callback-secret S] [--json]`;
+                        [--whitelist ip,ip] [--callback-app-id ID] [--callback-secret S]
+                        [--tls-cert FILE --tls-key FILE] [--json]
+  --tls-cert/--tls-key: serve HTTPS with this PEM certificate and key (a test CA's)`;
 
 export class SimUsageError extends Error {
   constructor(problem: string) {
@@ -56,6 +61,20 @@ function print(json: boolean, info: Record<string, unknown>, lines: string[]): v
   process.stdout.write(json ? `${JSON.stringify(info)}\n` : `${lines.join('\n')}\n`);
 }
 
+/** --tls-cert and --tls-key, both or neither, read as PEM. */
+function readTls(certFile: string | undefined, keyFile: string | undefined): SimTls | undefined {
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  if (certFile === undefined || keyFile === undefined) throw new SimUsageError('--tls-cert and --tls-key go together');
+  const read = (flag: string, file: string) => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new SimUsageError(`${flag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  };
+  return { cert: read('--tls-cert', certFile), key: read('--tls-key', keyFile) };
+}
+
 export async function runSimCli(argv: string[]): Promise<void> {
   const args = argv[0] === 'sim' ? argv.slice(1) : argv;
   const kind = args[0];
@@ -82,6 +101,8 @@ export async function runSimCli(argv: string[]): Promise<void> {
         'webhook-recipe': { type: 'string' },
         'callback-app-id': { type: 'string' },
         'callback-secret': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
@@ -92,6 +113,7 @@ export async function runSimCli(argv: string[]): Promise<void> {
   const host = values.host ?? '127.0.0.1';
   const port = parsePort(values.port);
   const json = values.json ?? false;
+  const tls = readTls(values['tls-cert'], values['tls-key']);
 
   if (kind === 'keeta') {
     const appId = values['app-id'] ?? SIM_DEFAULTS.keeta.appId;
@@ -106,6 +128,7 @@ export async function runSimCli(argv: string[]): Promise<void> {
         appId,
         appSecret,
         redirectUris: values['redirect-uri'] ?? [],
+        ...(tls && { tls }),
         ...(values['oauth-delivery'] !== undefined ? { oauthDelivery: values['oauth-delivery'] as OauthDelivery } : {}),
         ...(values['webhook-recipe'] !== undefined ? { webhookRecipe: values['webhook-recipe'] as WebhookRecipe } : {}),
       });
@@ -156,6 +179,7 @@ export async function runSimCli(argv: string[]): Promise<void> {
     port,
     apiKeys: [{ apiKey, apiSecret, ...(whitelist ? { whitelist } : {}) }],
     callbackAppId,
+    ...(tls && { tls }),
     ...(values['callback-secret'] !== undefined ? { callbackSecret: values['callback-secret'] } : {}),
   });
   const signal = waitForSignal();

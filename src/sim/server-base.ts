@@ -6,7 +6,8 @@
  * as soon as the request body has arrived (so the simulated upstream has "executed" the
  * request), then held back by the configured latency before being written.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { ControlError, type SimCore } from './control.js';
 
@@ -26,6 +27,8 @@ export interface SimRequest {
   /** True when the body exceeded the limit (rawBody then holds only the first part). */
   bodyTooLarge: boolean;
   remoteAddress: string;
+  /** Reached over HTTPS (the Keeta simulator rebuilds the signed URL with this scheme). */
+  secure?: boolean;
 }
 
 /** An answer computed by a simulator. */
@@ -55,6 +58,16 @@ export interface SimServerOptions {
   /** Parses a control request body into a plain value. */
   parseControlBody(text: string): unknown;
   answer(req: SimRequest): SimAnswer | Promise<SimAnswer>;
+  /** Serve HTTPS with this certificate and key (PEM) instead of plain HTTP. */
+  tls?: SimTls;
+}
+
+/** A simulator's HTTPS certificate and key, PEM. */
+export interface SimTls {
+  cert: string | Buffer;
+  key: string | Buffer;
+  /** Require a client certificate signed by this CA (an upstream that wants mutual TLS). */
+  clientCa?: string | Buffer;
 }
 
 export interface RunningServer {
@@ -62,6 +75,8 @@ export interface RunningServer {
   port: number;
   /** The host part to use in URLs (IPv6 in brackets). */
   urlHost: string;
+  /** `https` when served with a certificate, else `http`. */
+  scheme: 'http' | 'https';
   close(): Promise<void>;
 }
 
@@ -156,7 +171,7 @@ export async function startSimServer(opts: SimServerOptions): Promise<RunningSer
       : jsonAnswer(404, { error: `no control route /_sim${sub}` });
   };
 
-  const server = createServer((req, res) => {
+  const listener: RequestListener = (req, res) => {
     void (async () => {
       const at = opts.core.now();
       let body: { body: Buffer; tooLarge: boolean };
@@ -177,6 +192,7 @@ export async function startSimServer(opts: SimServerOptions): Promise<RunningSer
         rawBody: body.body,
         bodyTooLarge: body.tooLarge,
         remoteAddress: req.socket.remoteAddress ?? '',
+        secure: opts.tls !== undefined,
       };
       if (path === '/_sim' || path.startsWith('/_sim/')) {
         write(res, await handleControl(simReq));
@@ -208,7 +224,16 @@ export async function startSimServer(opts: SimServerOptions): Promise<RunningSer
         write(res, answer);
       }
     })();
-  });
+  };
+  const server: Server = opts.tls ? createHttpsServer(
+        {
+          cert: opts.tls.cert,
+          key: opts.tls.key,
+          minVersion: 'TLSv1.2',
+          ...(opts.tls.clientCa !== undefined && { ca: opts.tls.clientCa, requestCert: true, rejectUnauthorized: true }),
+        },
+        listener,
+      ) : createServer(listener);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -223,6 +248,7 @@ export async function startSimServer(opts: SimServerOptions): Promise<RunningSer
     server,
     port: address.port,
     urlHost: opts.host.includes(':') ? `[${opts.host}]` : opts.host,
+    scheme: opts.tls ? 'https' : 'http',
     close: () => {
       closing ??= new Promise<void>((resolve, reject) => {
         closed = true;

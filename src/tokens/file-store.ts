@@ -16,8 +16,11 @@ import { mkdir, open as openFile, readdir, readFile, rename, rm } from 'node:fs/
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { LocalLockTable, pairKey, type LockResult } from './local-lock.js';
-import { cloneRecord, copyRecordIn, parseTokenRecord, sortRecords } from './memory-store.js';
-import { StoreError, type HeldLock, type PutResult, type StoreListener, type TokenRecord, type TokenStore } from './types.js';
+import { Keyring } from './keyring.js';
+import { cloneRecord, copyRecordIn, sortRecords } from './memory-store.js';
+import type { RecordLedger } from './record-ledger.js';
+import { openRecord, sealRecord } from './record-seal.js';
+import { StoreError, UnusableRecordError, type HeldLock, type PutOptions, type PutResult, type StoreListener, type TokenRecord, type TokenStore } from './types.js';
 
 export interface FileStoreOptions {
   /** The token file. Its directory is created when missing. */
@@ -31,6 +34,27 @@ export interface FileStoreOptions {
    * created, cleaned up or probed, and put/delete are refused.
    */
   readOnly?: boolean;
+  /**
+   * Seals every record written and opens every record read (record-seal.ts); none: plaintext.
+   * When it changes (a config reload), records it now opens are taken into use, and the file
+   * is rewritten when any record is not sealed with its first key.
+   */
+  keyring?: Keyring;
+  /**
+   * Quarantine: with a ledger, a record that cannot be used (undecryptable, malformed) is kept
+   * in the file exactly as it is, noted in the ledger, refused by `get` and never overwritten
+   * except by `put(…, { overUnusable: 'replace' })`. Without one, such a record makes `open()`
+   * throw, as any corruption of the file does.
+   */
+  ledger?: RecordLedger;
+}
+
+/** A record kept verbatim because it cannot be used (quarantined). */
+interface HeldRecord {
+  upstream: string;
+  merchant: string;
+  raw: unknown;
+  reason: string;
 }
 
 const FILE_VERSION = 1;
@@ -53,6 +77,10 @@ export class FileStore implements TokenStore {
   readonly #readOnly: boolean;
   /** Committed state: exactly what the file on disk holds. Undefined until opened. */
   #records: Map<string, TokenRecord> | undefined;
+  /** Quarantined records, written back untouched with every write. */
+  #held = new Map<string, HeldRecord>();
+  readonly #ring: Keyring;
+  readonly #ledger: RecordLedger | undefined;
   #opening: Promise<void> | undefined;
   /** Tail of the write queue. */
   #queue: Promise<unknown> = Promise.resolve();
@@ -70,6 +98,9 @@ export class FileStore implements TokenStore {
     );
     this.#onStatus = options.onStatus;
     this.#readOnly = options.readOnly ?? false;
+    this.#ring = options.keyring ?? new Keyring();
+    this.#ledger = options.ledger;
+    if (options.keyring) options.keyring.onChange(() => this.#keysChanged());
   }
 
   open(): Promise<void> {
@@ -82,7 +113,10 @@ export class FileStore implements TokenStore {
   }
 
   async get(upstream: string, merchant: string): Promise<TokenRecord | undefined> {
-    const record = this.#state('get').get(pairKey(upstream, merchant));
+    const key = pairKey(upstream, merchant);
+    const held = this.#state('get') && this.#held.get(key);
+    if (held) throw new UnusableRecordError(upstream, merchant, held.reason);
+    const record = this.#state('get').get(key);
     return record === undefined ? undefined : cloneRecord(record);
   }
 
@@ -94,18 +128,26 @@ export class FileStore implements TokenStore {
     return sortRecords(out);
   }
 
-  async put(record: TokenRecord): Promise<PutResult> {
+  async put(record: TokenRecord, options: PutOptions = {}): Promise<PutResult> {
     if (this.#readOnly) throw new StoreError(`file store: ${this.path} was opened read-only`);
     const incoming = copyRecordIn(record);
     const key = pairKey(incoming.upstream, incoming.merchant);
+    const overUnusable = options.overUnusable ?? (this.#ledger ? 'refuse' : 'replace');
     this.#state('put');
     return this.#enqueue(async () => {
       const records = this.#committed();
+      const held = this.#held.get(key);
+      if (held && overUnusable === 'refuse') throw new UnusableRecordError(incoming.upstream, incoming.merchant, held.reason);
       const current = records.get(key);
       if (current !== undefined && current.issuedAt > incoming.issuedAt) return 'stale';
       const next = new Map(records);
       next.set(key, incoming);
-      await this.#commit(next, 'put');
+      let nextHeld = this.#held;
+      if (held) {
+        nextHeld = new Map(this.#held);
+        nextHeld.delete(key);
+      }
+      await this.#commit(next, 'put', nextHeld);
       return 'written';
     });
   }
@@ -116,10 +158,13 @@ export class FileStore implements TokenStore {
     this.#state('delete');
     return this.#enqueue(async () => {
       const records = this.#committed();
-      if (!records.has(key)) return;
+      if (!records.has(key) && !this.#held.has(key)) return;
       const next = new Map(records);
       next.delete(key);
-      await this.#commit(next, 'delete');
+      const nextHeld = new Map(this.#held);
+      nextHeld.delete(key);
+      await this.#commit(next, 'delete', nextHeld);
+      this.#ledger?.removed(upstream, merchant);
     });
   }
 
@@ -199,7 +244,7 @@ export class FileStore implements TokenStore {
       // Create the file now, so an unwritable location is found at start-up rather than
       // after a refresh has consumed a single-use refresh token.
       try {
-        await this.#writeFile(records, 'open');
+        await this.#writeFile(records, 'open', this.#held);
       } catch (err) {
         this.#onStatus?.(false);
         throw err instanceof RenamedButNotSynced ? err.storeError : err;
@@ -213,6 +258,21 @@ export class FileStore implements TokenStore {
       }
       await this.#removeStaleTemps();
       await this.#probeWritable();
+      if (this.#needsMigration) {
+        // Encryption was turned on: seal the plaintext records now, not at the next write.
+        try {
+          await this.#writeFile(records, 'migrate', this.#held);
+        } catch (err) {
+          this.#onStatus?.(false);
+          throw err instanceof RenamedButNotSynced ? err.storeError : err;
+        }
+        this.#needsMigration = false;
+        const label = this.#ring.writer?.id ?? 'plaintext';
+        for (const [key, rec] of records) {
+          this.#labels.set(key, label);
+          this.#ledger?.seen(rec.upstream, rec.merchant, label);
+        }
+      }
     }
     this.#records = records;
     this.#onStatus?.(true);
@@ -246,14 +306,77 @@ export class FileStore implements TokenStore {
     }
     if (!Array.isArray(records)) throw corrupt('"records" is not an array');
     const map = new Map<string, TokenRecord>();
+    const held = new Map<string, HeldRecord>();
+    const labels = new Map<string, string>();
+    let migrate = false;
     records.forEach((item: unknown, i: number) => {
-      const record = parseTokenRecord(item);
-      if (typeof record === 'string') throw corrupt(`records[${i}]: ${record}`);
+      const named = item as { upstream?: unknown; merchant?: unknown } | null;
+      const upstream = typeof named === 'object' && named !== null && typeof named.upstream === 'string' ? named.upstream : undefined;
+      const merchant = typeof named === 'object' && named !== null && typeof named.merchant === 'string' ? named.merchant : undefined;
+      const opened = openRecord(this.#ring, item, upstream ?? '', merchant ?? '');
+      if (!opened.ok) {
+        // Quarantine needs a merchant to refuse; a record naming none is corruption of the file.
+        if (this.#ledger === undefined || !upstream || !merchant) throw corrupt(`records[${i}]: ${opened.reason}`);
+        const key = pairKey(upstream, merchant);
+        if (!map.has(key)) held.set(key, { upstream, merchant, raw: item, reason: opened.reason });
+        return;
+      }
+      const record = opened.record;
       const key = pairKey(record.upstream, record.merchant);
+      held.delete(key);
       const seen = map.get(key);
-      if (seen === undefined || seen.issuedAt <= record.issuedAt) map.set(key, record);
+      if (seen === undefined || seen.issuedAt <= record.issuedAt) {
+        map.set(key, record);
+        labels.set(key, opened.label);
+      }
+      migrate ||= opened.migrate;
     });
+    this.#held = held;
+    for (const h of held.values()) this.#ledger?.unusable(h.upstream, h.merchant, h.reason);
+    for (const [key, rec] of map) this.#ledger?.seen(rec.upstream, rec.merchant, labels.get(key) ?? 'plaintext');
+    this.#labels = labels;
+    this.#needsMigration = migrate;
     return map;
+  }
+
+  /** The label (key id or 'plaintext') of each usable record as the file holds it. */
+  #labels = new Map<string, string>();
+  /** The file held plaintext records when it was read and a key is configured. */
+  #needsMigration = false;
+
+  /**
+   * After a keyring change: take into use the quarantined records a key now opens, and rewrite
+   * the file if any record is not sealed with the first key (a key added first, encryption
+   * turned on). Single process per file: no other writer can be holding an older view.
+   */
+  #keysChanged(): void {
+    if (this.#records === undefined || this.#closed || this.#readOnly) return;
+    void this.#enqueue(async () => {
+      const records = this.#committed();
+      let next = records;
+      let nextHeld = this.#held;
+      for (const [key, h] of this.#held) {
+        const opened = openRecord(this.#ring, h.raw, h.upstream, h.merchant);
+        if (!opened.ok) continue;
+        if (next === records) next = new Map(records);
+        if (nextHeld === this.#held) nextHeld = new Map(this.#held);
+        next.set(key, opened.record);
+        nextHeld.delete(key);
+        this.#labels.set(key, opened.label);
+      }
+      const writer = this.#ring.writer?.id ?? 'plaintext';
+      const stale = [...next.keys()].some((k) => this.#labels.get(k) !== writer);
+      if (!stale && next === records) return;
+      if (stale) {
+        await this.#commit(next, 'reseal', nextHeld);
+      } else {
+        this.#records = next;
+        this.#held = nextHeld;
+        for (const [key, rec] of next) this.#ledger?.seen(rec.upstream, rec.merchant, this.#labels.get(key) ?? 'plaintext');
+      }
+    }).catch(() => {
+      // reported through onStatus; the next write tries again
+    });
   }
 
   /** Temp files left by a process killed mid-write. Only ever ours: one process per file. */
@@ -295,26 +418,40 @@ export class FileStore implements TokenStore {
   }
 
   /** Write `next` durably, then make it the committed state. */
-  async #commit(next: Map<string, TokenRecord>, op: string): Promise<void> {
+  async #commit(next: Map<string, TokenRecord>, op: string, held: Map<string, HeldRecord> = this.#held): Promise<void> {
     try {
-      await this.#writeFile(next, op);
+      await this.#writeFile(next, op, held);
     } catch (err) {
       if (err instanceof RenamedButNotSynced) {
         // The new file is in place (readers and a restart see it); only the directory fsync
         // failed. Keep memory equal to the file, and still report the put as not durable.
-        this.#records = next;
+        this.#committedAs(next, held);
         this.#onStatus?.(false);
         throw err.storeError;
       }
       this.#onStatus?.(false);
       throw err;
     }
-    this.#records = next;
+    this.#committedAs(next, held);
     this.#onStatus?.(true);
   }
 
-  async #writeFile(records: Map<string, TokenRecord>, op: string): Promise<void> {
-    const doc = { version: FILE_VERSION, records: sortRecords([...records.values()]) };
+  /** The file now holds `next` sealed with the first key, and `held` untouched. */
+  #committedAs(next: Map<string, TokenRecord>, held: Map<string, HeldRecord>): void {
+    this.#records = next;
+    this.#held = held;
+    const label = this.#ring.writer?.id ?? 'plaintext';
+    this.#labels = new Map([...next.keys()].map((k) => [k, label]));
+    for (const rec of next.values()) this.#ledger?.seen(rec.upstream, rec.merchant, label);
+  }
+
+  async #writeFile(records: Map<string, TokenRecord>, op: string, held: Map<string, HeldRecord>): Promise<void> {
+    // Every record is sealed afresh with the first key; quarantined ones go back as they were.
+    const entries: Array<{ upstream: string; merchant: string; value: unknown }> = [];
+    for (const rec of sortRecords([...records.values()])) entries.push({ upstream: rec.upstream, merchant: rec.merchant, value: sealRecord(this.#ring, rec) });
+    for (const h of held.values()) entries.push({ upstream: h.upstream, merchant: h.merchant, value: h.raw });
+    entries.sort((a, b) => (a.upstream === b.upstream ? (a.merchant < b.merchant ? -1 : a.merchant > b.merchant ? 1 : 0) : a.upstream < b.upstream ? -1 : 1));
+    const doc = { version: FILE_VERSION, records: entries.map((e) => e.value) };
     const data = `${JSON.stringify(doc, null, 2)}\n`;
     const temp = this.#tempName();
     let handle: FileHandle | undefined;

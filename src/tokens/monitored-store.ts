@@ -1,4 +1,4 @@
-import type { HeldLock, StoreListener, TokenRecord, TokenStore } from './types.js';
+import { UnusableRecordError, type HeldLock, type PutOptions, type StoreListener, type TokenRecord, type TokenStore } from './types.js';
 
 /**
  * Wraps any store and reports after every operation whether it succeeded: the source of
@@ -11,7 +11,8 @@ export function monitorStore(store: TokenStore, onStatus: (up: boolean) => void)
       onStatus(true);
       return v;
     } catch (err) {
-      onStatus(false);
+      // An unusable record is the store answering: one merchant is refused, the store is up.
+      onStatus(err instanceof UnusableRecordError);
       throw err;
     }
   };
@@ -20,7 +21,7 @@ export function monitorStore(store: TokenStore, onStatus: (up: boolean) => void)
     open: () => track(() => store.open()),
     get: (u, m) => track(() => store.get(u, m)),
     list: (u) => track(() => store.list(u)),
-    put: (r: TokenRecord) => track(() => store.put(r)),
+    put: (r: TokenRecord, options?: PutOptions) => track(() => store.put(r, options)),
     delete: (u, m) => track(() => store.delete(u, m)),
     // The lock's own I/O is tracked; fn's outcome is the caller's business, not the store's.
     withLock: async (u, m, lease, fn) => {

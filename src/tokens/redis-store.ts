@@ -29,9 +29,12 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { checkLease, renewInterval, type LockResult } from './local-lock.js';
-import { copyRecordIn, parseTokenRecord, sortRecords } from './memory-store.js';
+import { Keyring } from './keyring.js';
+import { copyRecordIn, sortRecords } from './memory-store.js';
+import type { RecordLedger } from './record-ledger.js';
+import { openRecord, sealRecord, type OpenedRecord } from './record-seal.js';
 import { createRedisClient, describeRedisTarget, type RedisClient, type RedisConnectionConfig } from './redis-connection.js';
-import { StoreError, type HeldLock, type PutResult, type StoreListener, type TokenRecord, type TokenStore } from './types.js';
+import { StoreError, UnusableRecordError, type HeldLock, type PutOptions, type PutResult, type StoreListener, type TokenRecord, type TokenStore } from './types.js';
 
 export interface RedisStoreOptions extends RedisConnectionConfig {
   /** Prefix of every key and of the channel. Default 'countersign:'. */
@@ -45,6 +48,15 @@ export interface RedisStoreOptions extends RedisConnectionConfig {
   /** Called with true after each successful operation (and on reconnect), false after each
    *  failed one and on connection loss. Drives `countersign_store_up`. */
   onStatus?: (up: boolean) => void;
+  /** Seals every write and opens every read (record-seal.ts); none: plaintext records. */
+  keyring?: Keyring;
+  /**
+   * Quarantine: with a ledger, a record that cannot be used (undecryptable, malformed, naming
+   * another upstream or merchant) is left out of `list`, noted in the ledger, and never
+   * overwritten except by `put(…, { overUnusable: 'replace' })`. Without one, `list` throws
+   * on it and `put` replaces it.
+   */
+  ledger?: RecordLedger;
 }
 
 class LuaScript {
@@ -55,24 +67,25 @@ class LuaScript {
 }
 
 /**
- * KEYS: record. ARGV: json, issuedAt, channel, message.
- * Writes unless the stored record has a strictly greater issuedAt. Returns 1 written, 0 stale.
+ * KEYS: record. ARGV: '1' when a value was read (then ARGV[2] is it) or '0' when none was,
+ * the new value, channel, message. Compare-and-set: writes only when the record is still what
+ * the caller read (the newer-wins check and the quarantine check are made on the opened
+ * record, which only this process can open). Returns 1 written, 0 changed meanwhile.
  */
 const PUT = new LuaScript(`
 local cur = redis.call('GET', KEYS[1])
-if cur then
-  local ok, obj = pcall(cjson.decode, cur)
-  if ok and type(obj) == 'table' then
-    local stored = tonumber(obj['issuedAt'])
-    if stored and stored > tonumber(ARGV[2]) then
-      return 0
-    end
-  end
+if ARGV[1] == '1' then
+  if cur ~= ARGV[2] then return 0 end
+elseif cur then
+  return 0
 end
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('PUBLISH', ARGV[3], ARGV[4])
+redis.call('SET', KEYS[1], ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
 `);
+
+/** Compare-and-set attempts of one put before it gives up (each lost to a concurrent write). */
+const PUT_ATTEMPTS = 20;
 
 /** KEYS: record. ARGV: channel, message. */
 const DELETE = new LuaScript(`
@@ -139,6 +152,8 @@ export class RedisStore implements TokenStore {
   readonly #listeners = new Set<StoreListener>();
   /** Background releases of acquisitions whose answer never arrived. */
   readonly #orphans = new Set<NodeJS.Timeout>();
+  readonly #ring: Keyring;
+  readonly #ledger: RecordLedger | undefined;
   #sub: RedisClient | undefined;
   #closed = false;
 
@@ -155,6 +170,8 @@ export class RedisStore implements TokenStore {
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000;
     this.#commandTimeoutMs = options.commandTimeoutMs ?? 2000;
     this.#onStatus = options.onStatus;
+    this.#ring = options.keyring ?? new Keyring();
+    this.#ledger = options.ledger;
     this.#client = this.#newClient('store', true);
     // A listener is required: without one ioredis prints every connection error.
     this.#client.on('error', () => this.#status(false));
@@ -177,7 +194,7 @@ export class RedisStore implements TokenStore {
   get(upstream: string, merchant: string): Promise<TokenRecord | undefined> {
     return this.#op('get', [], async () => {
       const json = await this.#client.get(this.#keys.record(upstream, merchant));
-      return json === null ? undefined : this.#parse(json, upstream, merchant);
+      return json === null ? undefined : this.#decode(json, upstream, merchant);
     });
   }
 
@@ -194,7 +211,13 @@ export class RedisStore implements TokenStore {
           const values = await Promise.all(chunk.map((m) => this.#client.get(this.#keys.record(u, m))));
           values.forEach((json, j) => {
             // null: deleted between SMEMBERS and GET, or an index entry left by a crash.
-            if (json !== null) out.push(this.#parse(json, u, chunk[j] ?? ''));
+            if (json === null) return;
+            try {
+              out.push(this.#decode(json, u, chunk[j] ?? ''));
+            } catch (err) {
+              // Quarantined: noted in the ledger, the other merchants are listed.
+              if (!(err instanceof UnusableRecordError) || this.#ledger === undefined) throw err;
+            }
           });
         }
       }
@@ -202,19 +225,37 @@ export class RedisStore implements TokenStore {
     });
   }
 
-  async put(record: TokenRecord): Promise<PutResult> {
+  async put(record: TokenRecord, options: PutOptions = {}): Promise<PutResult> {
     const r = copyRecordIn(record);
     const secrets = [r.accessToken, r.refreshToken ?? ''];
+    const overUnusable = options.overUnusable ?? (this.#ledger ? 'refuse' : 'replace');
     return this.#op('put', secrets, async () => {
       // Index first: a crash after it leaves an entry without a record, which list() skips.
       await this.#client.sadd(this.#keys.upstreams(), r.upstream);
       await this.#client.sadd(this.#keys.index(r.upstream), r.merchant);
-      const result = await this.#eval(
-        PUT,
-        [this.#keys.record(r.upstream, r.merchant)],
-        [JSON.stringify(r), String(r.issuedAt), this.#keys.channel(), JSON.stringify({ upstream: r.upstream, merchant: r.merchant })],
-      );
-      return result === 1 ? 'written' : 'stale';
+      const key = this.#keys.record(r.upstream, r.merchant);
+      const message = JSON.stringify({ upstream: r.upstream, merchant: r.merchant });
+      for (let attempt = 0; attempt < PUT_ATTEMPTS; attempt++) {
+        const cur = await this.#client.get(key);
+        if (cur !== null) {
+          const opened = this.#open(cur, r.upstream, r.merchant);
+          if (!opened.ok) {
+            if (overUnusable === 'refuse') {
+              this.#ledger?.unusable(r.upstream, r.merchant, opened.reason);
+              throw new UnusableRecordError(r.upstream, r.merchant, opened.reason);
+            }
+          } else if (opened.record.issuedAt > r.issuedAt) {
+            return 'stale';
+          }
+        }
+        const sealed = JSON.stringify(sealRecord(this.#ring, r));
+        const written = await this.#eval(PUT, [key], [cur === null ? '0' : '1', cur ?? '', sealed, this.#keys.channel(), message]);
+        if (written === 1) {
+          this.#ledger?.seen(r.upstream, r.merchant, this.#ring.writer?.id ?? 'plaintext');
+          return 'written';
+        }
+      }
+      throw new StoreError(`redis store: put of ${r.upstream} merchant ${JSON.stringify(r.merchant)} lost ${PUT_ATTEMPTS} races with other writers in a row`);
     });
   }
 
@@ -223,6 +264,7 @@ export class RedisStore implements TokenStore {
       await this.#eval(DELETE, [this.#keys.record(upstream, merchant)], [this.#keys.channel(), JSON.stringify({ upstream, merchant })]);
       // Record first, index after: a crash in between leaves an index entry list() skips.
       await this.#client.srem(this.#keys.index(upstream), merchant);
+      this.#ledger?.removed(upstream, merchant);
     });
   }
 
@@ -408,20 +450,42 @@ export class RedisStore implements TokenStore {
     }
   }
 
-  #parse(json: string, upstream: string, merchant: string): TokenRecord {
-    const where = `redis store: record of upstream ${JSON.stringify(upstream)} merchant ${JSON.stringify(merchant)}`;
+  /** What is stored under (upstream, merchant), opened; no side effect. */
+  #open(json: string, upstream: string, merchant: string): OpenedRecord {
     let value: unknown;
     try {
       value = JSON.parse(json);
     } catch {
-      throw new StoreError(`${where} is not valid JSON`);
+      return { ok: false, reason: 'malformed: not valid JSON' };
     }
-    const record = parseTokenRecord(value);
-    if (typeof record === 'string') throw new StoreError(`${where} is invalid: ${record}`);
-    if (record.upstream !== upstream || record.merchant !== merchant) {
-      throw new StoreError(`${where} names another upstream or merchant`);
+    return openRecord(this.#ring, value, upstream, merchant);
+  }
+
+  /**
+   * The usable record stored as `json`, noted in the ledger; UnusableRecordError (noted too)
+   * when it cannot be used. A plaintext record, once a key is configured, is written back
+   * sealed in the background (only if it is still the same value).
+   */
+  #decode(json: string, upstream: string, merchant: string): TokenRecord {
+    const opened = this.#open(json, upstream, merchant);
+    if (!opened.ok) {
+      this.#ledger?.unusable(upstream, merchant, opened.reason);
+      throw new UnusableRecordError(upstream, merchant, opened.reason);
     }
-    return record;
+    this.#ledger?.seen(upstream, merchant, opened.label);
+    if (opened.migrate) this.#migrate(json, opened.record);
+    return opened.record;
+  }
+
+  #migrate(json: string, record: TokenRecord): void {
+    const { upstream, merchant } = record;
+    const sealed = JSON.stringify(sealRecord(this.#ring, record));
+    this.#eval(PUT, [this.#keys.record(upstream, merchant)], ['1', json, sealed, this.#keys.channel(), JSON.stringify({ upstream, merchant })]).then(
+      (written) => {
+        if (written === 1) this.#ledger?.seen(upstream, merchant, this.#ring.writer?.id ?? 'plaintext');
+      },
+      () => {}, // read again later, migrated then
+    );
   }
 
   /** Resolves once `client` is ready; rejects on the first failed attempt or the timeout. */

@@ -1,10 +1,14 @@
+import type { StoreEncryptionConfig } from '../config/store-encryption.js';
 import { startingError } from '../core/errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { createStore, type StoreConfig } from './create-store.js';
+import { Keyring } from './keyring.js';
 import { monitorStore } from './monitored-store.js';
+import { RecordLedger } from './record-ledger.js';
+import { registerStoreRecordsGauge } from './store-records-metric.js';
 import { TokenCache } from './token-cache.js';
-import type { TokenRecord, TokenStore } from './types.js';
+import { UnusableRecordError, type TokenRecord, type TokenStore } from './types.js';
 
 export interface StoreLifecycleOptions {
   /** The store config; used to build the store unless `store` is given. */
@@ -19,6 +23,8 @@ export interface StoreLifecycleOptions {
   onOpen?(): void;
   /** How often to retry opening an unreachable Redis at start. Default 2000. */
   retryMs?: number;
+  /** `store.encryption` (file and redis). */
+  encryption?: StoreEncryptionConfig | undefined;
 }
 
 /**
@@ -33,6 +39,10 @@ export class StoreLifecycle {
    * and until the store is open (and the cache warm) each is refused with STARTING.
    */
   readonly store: TokenStore;
+  /** The keys sealing records at rest; updated in place by `updateKeys` (config reload). */
+  readonly keyring: Keyring;
+  /** What is known of each record at rest: its key, or why it cannot be used. */
+  readonly ledger: RecordLedger;
   /** The same store without the gate: what opening, warming and following use. */
   readonly #inner: TokenStore;
   readonly #o: StoreLifecycleOptions;
@@ -47,8 +57,18 @@ export class StoreLifecycle {
     this.#o = options;
     const { metrics } = options;
     // Operations report through monitorStore; the Redis store also reports connection loss itself.
-    const base = options.store ?? createStore(options.config, { onStatus: (up) => this.#setUp(up) });
+    this.keyring = new Keyring(options.encryption);
+    this.ledger = new RecordLedger(options.log);
+    const base =
+      options.store ?? createStore(options.config, { onStatus: (up) => this.#setUp(up), keyring: this.keyring, ledger: this.ledger });
     this.#kind = base.kind;
+    if (base.kind !== 'memory') registerStoreRecordsGauge(metrics.registry, base.kind, this.ledger);
+    // After the file store took the new keys in (its own listener comes first): read every
+    // record again, so records a new key opens are served and the ledger is current.
+    this.keyring.onChange(() => {
+      if (!this.#opened || this.#closed) return;
+      this.#resync().catch((err: unknown) => options.log.warn({ err: (err as Error).message }, 'reading the token store after a key change failed'));
+    });
     metrics.storeUp.set({ store: base.kind }, 0);
     this.#inner = monitorStore(base, (up) => this.#setUp(up));
     this.store = gateUntilOpen(this.#inner, () => this.#opened);
@@ -77,6 +97,24 @@ export class StoreLifecycle {
       this.#o.log.warn({ store: this.store.kind, err: (err as Error).message }, 'token store unreachable at start; retrying');
       this.#scheduleRetry();
     }
+  }
+
+  /**
+   * A reloaded config's `store.encryption`: the keyring changes in place when its keys or
+   * policy differ (the stores follow it), and nothing happens otherwise.
+   */
+  updateKeys(encryption: StoreEncryptionConfig | undefined): void {
+    const next = encryption?.keys ?? [];
+    const same =
+      (encryption?.plaintext ?? 'migrate') === this.keyring.plaintext &&
+      next.length === this.keyring.ids.length &&
+      next.every((k, i) => {
+        const cur = this.keyring.candidates(k.id)[0];
+        return this.keyring.ids[i] === k.id && cur !== undefined && k.key !== undefined && cur.key.equals(k.key);
+      });
+    if (same) return;
+    this.keyring.update(encryption);
+    this.#o.log.info({ keys: this.keyring.ids, plaintext: this.keyring.plaintext }, 'token store keys reloaded');
   }
 
   /** Stop retrying and following changes; the store itself is closed by `closeStore`. */
@@ -119,7 +157,10 @@ export class StoreLifecycle {
         if (!this.#o.knows(upstream)) return;
         store.get(upstream, merchant).then(
           (rec) => (rec ? cache.set(rec) : cache.delete(upstream, merchant)),
-          () => {},
+          (err: unknown) => {
+            // Quarantined: this merchant is refused from now on, in this replica too.
+            if (err instanceof UnusableRecordError) cache.delete(upstream, merchant);
+          },
         );
       },
       resync: () => {
@@ -149,10 +190,21 @@ export class StoreLifecycle {
       stored.set(TokenCache.key(rec.upstream, rec.merchant), rec);
       cache.set(rec);
     }
-    for (const rec of cache.records()) {
+    for (const rec of [...cache.records()]) {
+      if (this.ledger.isUnusable(rec.upstream, rec.merchant)) {
+        // The store holds an unusable record for it: refused, and never overwritten.
+        cache.delete(rec.upstream, rec.merchant);
+        continue;
+      }
       const s = stored.get(TokenCache.key(rec.upstream, rec.merchant));
       if (!s || s.issuedAt < rec.issuedAt) {
-        await store.put(rec);
+        try {
+          await store.put(rec);
+        } catch (err) {
+          if (!(err instanceof UnusableRecordError)) throw err;
+          cache.delete(rec.upstream, rec.merchant);
+          continue;
+        }
         log.warn({ upstream: rec.upstream, merchant: rec.merchant }, 'the store had lost a newer pair held by this instance; it was written back');
       }
     }
@@ -167,7 +219,7 @@ function gateUntilOpen(store: TokenStore, open: () => boolean): TokenStore {
     open: () => store.open(),
     get: (u, m) => gate(() => store.get(u, m)),
     list: (u) => gate(() => store.list(u)),
-    put: (r) => gate(() => store.put(r)),
+    put: (r, o) => gate(() => store.put(r, o)),
     delete: (u, m) => gate(() => store.delete(u, m)),
     withLock: (u, m, lease, fn) => gate(() => store.withLock(u, m, lease, fn)),
     isLocked: (u, m) => gate(() => store.isLocked(u, m)),

@@ -3,7 +3,7 @@ import { GatewayError } from '../core/errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics, RefreshTrigger, TokenSnapshot, TokenState } from '../observability/metrics.js';
 import { TokenCache } from './token-cache.js';
-import { KEYSECURE_MERCHANT, StoreError, type HeldLock, type TokenRecord, type TokenStore } from './types.js';
+import { KEYSECURE_MERCHANT, StoreError, UnusableRecordError, type HeldLock, type TokenRecord, type TokenStore } from './types.js';
 
 /**
  * The token lifecycle of one upstream, whatever its protocol: serve the cached token, renew it
@@ -58,6 +58,12 @@ interface FailureState {
 export function tokenUnavailable(message: string, retryAfterMs: number, cause?: unknown): GatewayError {
   const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
   return new GatewayError('TOKEN_UNAVAILABLE', message, { headers: { 'Retry-After': String(seconds) }, cause });
+}
+
+/** The stored record cannot be used (quarantined): refused until an operator imports a pair. */
+export function recordUnusable(err: UnusableRecordError): GatewayError {
+  const what = err.merchant === KEYSECURE_MERCHANT ? `the ${err.upstream} token` : `the ${err.upstream} token of merchant "${err.merchant}"`;
+  return tokenUnavailable(`${what} cannot be used: ${err.reason}; import the pair again (docs/deploy.md)`, 60_000, err);
 }
 
 export function storeUnavailable(cause: unknown): GatewayError {
@@ -271,6 +277,7 @@ export class TokenService {
       const rec = await this.#o.store.get(this.upstream, merchant);
       return rec && this.#o.cache.set(rec);
     } catch (err) {
+      if (err instanceof UnusableRecordError) throw recordUnusable(err);
       throw storeUnavailable(err);
     }
   }
@@ -496,7 +503,7 @@ export class TokenService {
       try {
         return await this.#o.store.put(rec);
       } catch (err) {
-        if (this.#closing || Date.now() + 500 > deadline) throw err;
+        if (err instanceof UnusableRecordError || this.#closing || Date.now() + 500 > deadline) throw err;
         await sleep(500);
       }
     }
@@ -534,6 +541,7 @@ export class TokenService {
   #recordFailure(key: string, merchant: string, trigger: RefreshTrigger, err: unknown, attempted: boolean, before: TokenRecord | undefined): GatewayError {
     const o = this.#o;
     const now = o.clock.now();
+    if (err instanceof UnusableRecordError) return recordUnusable(err);
     const gw = err instanceof GatewayError ? err : err instanceof StoreError ? storeUnavailable(err) : undefined;
     // Refusals that say nothing about the upstream (spacing, unknown merchant) are not failures.
     if (gw && (gw.code === 'UNKNOWN_MERCHANT' || (gw.code === 'TOKEN_UNAVAILABLE' && !(err instanceof TokenFetchError)))) return gw;
@@ -571,6 +579,7 @@ export class TokenFetchError extends Error {
 
 /** The store could not be reached (as opposed to the upstream refusing something). */
 function isStoreFailure(err: unknown): boolean {
+  if (err instanceof UnusableRecordError) return false;
   return err instanceof StoreError || (err instanceof GatewayError && err.code === 'STORE_UNAVAILABLE');
 }
 

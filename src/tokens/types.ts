@@ -50,7 +50,7 @@ export interface TokenStore {
    * can never undo a newer refresh. Equal `issuedAt` overwrites (metadata updates such as the
    * shop list). Resolves only after the write is durable (file: fsync + rename; redis: reply).
    */
-  put(record: TokenRecord): Promise<PutResult>;
+  put(record: TokenRecord, options?: PutOptions): Promise<PutResult>;
 
   /** Forget a record. No error when it does not exist. */
   delete(upstream: string, merchant: string): Promise<void>;
@@ -102,4 +102,32 @@ export class StoreError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
   }
+}
+
+/**
+ * A record the store holds but cannot use: no configured key opens it, it is malformed, or it
+ * names another upstream or merchant than the key it is stored under. Its merchant is refused
+ * (TOKEN_UNAVAILABLE) until an operator imports a new pair; every other merchant is served.
+ * A StoreError, so a caller that only knows StoreError still never uses the record; the store
+ * itself did answer. The message names the merchant and the reason, never a value.
+ */
+export class UnusableRecordError extends StoreError {
+  readonly unusable = true;
+  constructor(
+    readonly upstream: string,
+    readonly merchant: string,
+    readonly reason: string,
+  ) {
+    super(`the token record of ${upstream} merchant ${JSON.stringify(merchant)} cannot be used: ${reason}`);
+  }
+}
+
+/** Options of `put`. */
+export interface PutOptions {
+  /**
+   * What to do when the stored record is unusable (UnusableRecordError). A store that
+   * quarantines (one built with a RecordLedger) refuses by default: only an operator's import
+   * passes 'replace'. A store built without one replaces it, as it always did.
+   */
+  overUnusable?: 'refuse' | 'replace';
 }

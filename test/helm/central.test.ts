@@ -1,9 +1,12 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT } from '../helpers/cli.js';
+import { k8sProblems } from './k8s-schema.js';
 import { parse } from 'yaml';
 import { CONFIG_PATH, example, FAKE, FULL_CENTRAL, refusal, secretData } from './chart-values.js';
-import { configAt, gatewayContainer, mountedFiles, podSpec, secretFileRefs } from './pod-config.js';
-import { kinds, one, render } from './renderer.js';
+import { configAt, gatewayContainer, mountedFiles, podSpec, secretFileRefs, type PodSpec } from './pod-config.js';
+import { CHART, kinds, one, render } from './renderer.js';
 
 /** Central egress mode: the Deployment, its Services and the objects around it. */
 
@@ -297,4 +300,65 @@ test('ingress listener: a third port and Service, an Ingress for /oauth/ and /ho
   ]);
   const withoutListener = await refusal({ values: { ...FULL_CENTRAL, ingress: { enabled: true, hosts: ['hooks.example.com'] } } });
   t.true(withoutListener.includes('ingress.enabled routes to the ingress listener: set ingressListener.enabled too'));
+});
+
+test('examples/central-tls.yaml: TLS from the cert-manager Secret, client CA, the cluster JWKS with the service-account CA, callers by identity', async (t) => {
+  const r = await render({ files: [example('central-tls.yaml')] });
+  const pod = podSpec(one(r, 'Deployment'));
+  const c = gatewayContainer(pod);
+  const config = configAt(r, pod, c, CONFIG_PATH) as {
+    listen: { tls: Record<string, unknown> };
+    auth: { kubernetes: Record<string, string> };
+    callers: Array<Record<string, unknown>>;
+  };
+  t.deepEqual(config.listen.tls, {
+    proxy: { certFile: '/etc/countersign/tls/tls.crt', keyFile: '/etc/countersign/tls/tls.key', clientCaFile: '/etc/countersign/tls/ca.crt' },
+  });
+  t.deepEqual(config.auth.kubernetes, {
+    issuer: 'https://kubernetes.default.svc.cluster.local',
+    audience: 'countersign',
+    jwksUrl: 'https://kubernetes.default.svc/openid/v1/jwks',
+    caFile: '/etc/countersign/serviceaccount/ca.crt',
+    tokenPath: '/etc/countersign/serviceaccount/token',
+  });
+  t.deepEqual(config.callers.map((x) => Object.keys(x).sort()), [['allow', 'merchants', 'name', 'tokenFile'], ['allow', 'certificate', 'name'], ['allow', 'name', 'serviceAccount']]);
+  const sources = pod.volumes!.find((v) => v.name === 'countersign-config')!.projected!.sources as Array<Record<string, any>>;
+  const tlsSource = sources.find((s) => s.secret?.name === 'countersign-tls');
+  t.deepEqual(tlsSource?.secret.items.map((i: { path: string }) => i.path), ['tls/tls.crt', 'tls/tls.key', 'tls/ca.crt']);
+  t.deepEqual(sources.find((s) => s.serviceAccountToken)?.serviceAccountToken, { path: 'serviceaccount/token', expirationSeconds: 3600 });
+  t.deepEqual(sources.find((s) => s.configMap?.name === 'kube-root-ca.crt')?.configMap.items, [{ key: 'ca.crt', path: 'serviceaccount/ca.crt' }]);
+  const cert = one<{ spec: { secretName: string; dnsNames: string[]; issuerRef: unknown } }>(r, 'Certificate');
+  t.is(cert.spec.secretName, 'countersign-tls');
+  t.true(cert.spec.dnsNames.includes('countersign.egress.svc'));
+  t.deepEqual(cert.spec.issuerRef, { name: 'cluster-ca', kind: 'ClusterIssuer' });
+  // No caller token is asked for the certificate and ServiceAccount callers.
+  t.deepEqual(Object.keys(secretData(r)).filter((k) => k.startsWith('callers.')), ['callers.order-service.token']);
+});
+
+test('a certificate caller without tls.clientCa, a ServiceAccount caller without serviceAccountAuth, a Certificate without an issuer are refused', async (t) => {
+  const message = await refusal({
+    values: {
+      ...FULL_CENTRAL,
+      tls: { enabled: true, certificate: { create: true } },
+      config: {
+        ...(FULL_CENTRAL.config as Record<string, unknown>),
+        callers: [
+          { name: 'billing', certificate: { uri: 'spiffe://x' }, allow: ['keeta:*'] },
+          { name: 'menu', serviceAccount: 'menu/menu-sync', allow: ['keeta:*'] },
+        ],
+      },
+    },
+  });
+  t.true(message.includes('config.callers billing is known by its client certificate: set tls.enabled, tls.clientCa'));
+  t.true(message.includes('config.callers menu is known by its ServiceAccount token: set serviceAccountAuth.enabled'));
+  t.true(message.includes('tls.certificate.issuerRef.name'));
+});
+
+test('the caller-token templates give a calling app a projected token with audience countersign', async (t) => {
+  const r = await render({ chart: join(ROOT, 'test/helm/fixtures/caller-app'), release: 'menu-sync', namespace: 'menu', dependencies: { countersign: CHART } });
+  const app = r.objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'menu-sync')!;
+  const pod = podSpec(app) as PodSpec & { volumes: Array<Record<string, any>> };
+  t.deepEqual(pod.volumes, [{ name: 'countersign-caller-token', projected: { sources: [{ serviceAccountToken: { audience: 'countersign', expirationSeconds: 3600, path: 'token' } }] } }]);
+  t.deepEqual(pod.containers[0]!.volumeMounts, [{ name: 'countersign-caller-token', mountPath: '/var/run/secrets/countersign', readOnly: true }]);
+  t.deepEqual(k8sProblems(app), []);
 });

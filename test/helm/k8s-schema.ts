@@ -1,3 +1,4 @@
+import { Certificate } from '@kubernetes-models/cert-manager/cert-manager.io/v1';
 import { PodMonitor, PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
@@ -9,7 +10,7 @@ import type { K8sObject } from './renderer.js';
 /**
  * Validation of rendered objects against the Kubernetes API's OpenAPI schemas
  * (kubernetes-models) and the Prometheus Operator's CRD schemas
- * (@kubernetes-models/prometheus-operator). An object of a kind not listed here fails: the
+ * (@kubernetes-models/prometheus-operator), cert-manager's (@kubernetes-models/cert-manager). An object of a kind not listed here fails: the
  * chart must not emit anything these tests cannot check.
  */
 type Model = new (data: never) => { validate(): void };
@@ -28,6 +29,7 @@ const MODELS: Record<string, Model> = {
   'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor as unknown as Model,
   'monitoring.coreos.com/v1/PodMonitor': PodMonitor as unknown as Model,
   'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule as unknown as Model,
+  'cert-manager.io/v1/Certificate': Certificate as unknown as Model,
 };
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;

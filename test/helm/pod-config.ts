@@ -82,12 +82,14 @@ export function materialize(config: Record<string, unknown>, pod: PodSpec, conta
   const dir = mkdtempSync(join(tmpdir(), 'countersign-pod-'));
   const files = mountedFiles(pod, container);
   let text = JSON.stringify(config);
-  for (const [, path] of secretFileRefs(config)) {
+  for (const [configKey, path] of secretFileRefs(config)) {
     const src = files.get(path);
-    if (src?.kind !== 'secret') throw new Error(`${path} is referenced by the config but no Secret key is mounted there`);
+    // A CA certificate is public: it may come from a ConfigMap (the cluster's kube-root-ca.crt).
+    const publicCa = src?.kind === 'configMap' && /caFile$/.test(configKey);
+    if (src?.kind !== 'secret' && !publicCa) throw new Error(`${path} is referenced by the config but no Secret key is mounted there`);
     const local = join(dir, path);
     mkdirSync(join(local, '..'), { recursive: true });
-    writeFileSync(local, `${secretValue(src.key)}\n`);
+    writeFileSync(local, `${publicCa ? 'ca certificate' : secretValue(src!.key)}\n`);
   }
   text = text.replaceAll('"/etc/countersign/', `"${dir}/etc/countersign/`).replaceAll('"/var/lib/countersign/', `"${dir}/var/lib/countersign/`);
   const file = join(dir, 'etc/countersign/config.yaml');

@@ -43,7 +43,8 @@ export function prepareExample(name: string): PreparedExample {
   for (const file of files) {
     const value = secretValue(file);
     // A Redis URL must look like one; its password is the secret part.
-    const content = file.includes('redis-url') ? `redis://:${value}@redis.egress.svc:6379/0` : value;
+    // A store key is 32 random bytes in base64.
+    const content = file.includes('redis-url') ? `redis://:${value}@redis.egress.svc:6379/0` : file.includes('store-keys/') ? randomBytes(32).toString('base64') : value;
     mkdirSync(dirname(join(dir, file)), { recursive: true, mode: 0o755 });
     writeFileSync(join(dir, file), `${content}\n`);
     secrets.push(value);

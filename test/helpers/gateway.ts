@@ -43,9 +43,14 @@ export async function startGateway(
     /** Bind the ingress listener on an ephemeral loopback port. */
     ingress?: boolean;
     ingressStore?: IngressStore;
+    /** YAML lines added under `listen:` (e.g. `  tls:\n    proxy: ...`). */
+    listenExtra?: string;
+    /** Passed to listenApp: how often TLS certificate files are looked at. */
+    tlsReloadMs?: number;
+    jwksMinRereadMs?: number;
   } = {},
 ): Promise<TestGateway> {
-  const listen = `listen:\n  proxy: 127.0.0.1:0\n  admin: 127.0.0.1:0\n${opts.ingress ? '  ingress: 127.0.0.1:0\n' : ''}`;
+  const listen = `listen:\n  proxy: 127.0.0.1:0\n  admin: 127.0.0.1:0\n${opts.ingress ? '  ingress: 127.0.0.1:0\n' : ''}${opts.listenExtra ?? ''}`;
   const config = parseConfig(`${listen}${yaml}`, { env: opts.env ?? {} });
   const { log, lines, text } = captureLogs();
   const app = buildApp({
@@ -56,6 +61,7 @@ export async function startGateway(
     schedulerIntervalMs: opts.schedulerIntervalMs ?? 0,
     ...(opts.clock && { clock: opts.clock }),
     ...(opts.ingressStore && { ingressStore: opts.ingressStore }),
+    ...(opts.jwksMinRereadMs !== undefined && { jwksMinRereadMs: opts.jwksMinRereadMs }),
   });
   const secrets = configSecrets(config);
   // Every token the gateway ever holds, including pairs replaced by later refreshes.
@@ -66,7 +72,7 @@ export async function startGateway(
     return cacheSet(record);
   };
   await app.start();
-  const listening = await listenApp(app, config.listen);
+  const listening = await listenApp(app, config.listen, { ...(opts.tlsReloadMs !== undefined && { tlsReloadMs: opts.tlsReloadMs }) });
   const leakedSecrets = () => {
     const all = text();
     return [...secrets].filter((s) => s.length >= 8 && all.includes(s));
@@ -99,7 +105,7 @@ export async function startGateway(
 export function configSecrets(config: Config): Set<string> {
   const out = new Set<string>();
   if (config.admin.token) out.add(config.admin.token);
-  for (const c of config.callers ?? []) out.add(c.token);
+  for (const c of config.callers ?? []) if (c.token) out.add(c.token);
   for (const u of Object.values(config.upstreams)) {
     if (u.type === 'keeta') out.add(u.appSecret);
     else if (u.type !== 'keysecure') {

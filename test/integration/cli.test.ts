@@ -82,11 +82,15 @@ upstreams:
     appSecret: serve-secret-123456
 `);
   const child = spawnCli([], { COUNTERSIGN_CONFIG: file, LOG_LEVEL: 'info' });
+  // A failed assertion must not leave the gateway running: its pipes would keep this worker alive.
+  t.teardown(() => void child.kill('SIGKILL'));
   let out = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   const listening = await new Promise<{ proxy: string; admin: string }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no listening line:\n${out}`)), 15_000);
+    // Generous: tsx compiles the sources first, slowly on a loaded machine (not a speed check).
+    const timer = setTimeout(() => reject(new Error(`no listening line:\n${out}`)), 45_000);
     child.stdout!.on('data', () => {
       const line = out.split('\n').find((l) => l.includes('countersign listening'));
       if (line) {

@@ -14,7 +14,21 @@ The gateway's config.yaml, from .Values.config plus what the chart owns: listen 
 {{- if and (eq $v.mode "central") $v.ingressListener.enabled -}}
 {{- $_ := set $listen "ingress" (printf "0.0.0.0:%d" (int $v.ingressListener.port)) -}}
 {{- end -}}
+{{- if $v.tls.enabled -}}
+{{- $tlsDir := printf "%s/tls" (include "countersign.configDir" .) -}}
+{{- $tls := dict -}}
+{{- range $l := $v.tls.listeners -}}
+{{- $one := dict "certFile" (printf "%s/tls.crt" $tlsDir) "keyFile" (printf "%s/tls.key" $tlsDir) -}}
+{{- if and $v.tls.clientCa (eq $l "proxy") -}}{{- $_ := set $one "clientCaFile" (printf "%s/ca.crt" $tlsDir) -}}{{- end -}}
+{{- $_ := set $tls $l $one -}}
+{{- end -}}
+{{- $_ := set $listen "tls" $tls -}}
+{{- end -}}
 {{- $cfg := dict "listen" $listen -}}
+{{- if $v.serviceAccountAuth.enabled -}}
+{{- $saDir := printf "%s/serviceaccount" (include "countersign.configDir" .) -}}
+{{- $_ := set $cfg "auth" (dict "kubernetes" (dict "issuer" $v.serviceAccountAuth.issuer "audience" $v.serviceAccountAuth.audience "jwksUrl" $v.serviceAccountAuth.jwksUrl "caFile" (printf "%s/ca.crt" $saDir) "tokenPath" (printf "%s/token" $saDir))) -}}
+{{- end -}}
 {{- if has "admin.token" $keys -}}
 {{- $_ := set $cfg "admin" (dict "tokenFile" (include "countersign.secretFile" (dict "root" $root "key" "admin.token"))) -}}
 {{- end -}}
@@ -36,12 +50,26 @@ The gateway's config.yaml, from .Values.config plus what the chart owns: listen 
 {{- else if and (eq $st.type "memory") (hasKey $st "maxEntries") -}}
 {{- $_ := set $store "maxEntries" $st.maxEntries -}}
 {{- end -}}
+{{- $enc := $st.encryption | default dict -}}
+{{- if and (ne $st.type "memory") $enc.keys -}}
+{{- $ring := list -}}
+{{- range $enc.keys -}}
+{{- $ring = append $ring (dict "id" .id "keyFile" (printf "%s/store-keys/%s" (include "countersign.configDir" $root) .id)) -}}
+{{- end -}}
+{{- $_ := set $store "encryption" (dict "keys" $ring "plaintext" ($enc.plaintext | default "migrate")) -}}
+{{- end -}}
 {{- $_ := set $cfg "store" $store -}}
 {{- $_ := set $cfg "limits" (deepCopy $v.config.limits) -}}
 {{- with $v.config.callers -}}
 {{- $callers := list -}}
 {{- range . -}}
-{{- $callers = append $callers (dict "name" .name "tokenFile" (include "countersign.secretFile" (dict "root" $root "key" (printf "callers.%s.token" .name))) "allow" .allow) -}}
+{{- $c := dict "name" .name "allow" .allow -}}
+{{- if .certificate -}}{{- $_ := set $c "certificate" .certificate -}}
+{{- else if .serviceAccount -}}{{- $_ := set $c "serviceAccount" .serviceAccount -}}
+{{- else -}}{{- $_ := set $c "tokenFile" (include "countersign.secretFile" (dict "root" $root "key" (printf "callers.%s.token" .name))) -}}
+{{- end -}}
+{{- if .merchants -}}{{- $_ := set $c "merchants" .merchants -}}{{- end -}}
+{{- $callers = append $callers $c -}}
 {{- end -}}
 {{- $_ := set $cfg "callers" $callers -}}
 {{- end -}}
@@ -76,6 +104,9 @@ Everything the chart refuses, collected so that one `helm template` names every 
 {{- $problems = append $problems "config.upstreams: configure at least one upstream, e.g. keeta: {type: keeta, baseUrl: https://open.mykeeta.com/api/open, appId: <your app id>} (see the chart's examples/ folder: helm/countersign/examples/minimal.yaml)" -}}
 {{- end -}}
 {{- $store := $v.config.store.type -}}
+{{- if and (eq $store "memory") ($v.config.store.encryption | default dict).keys -}}
+{{- $problems = append $problems "config.store.encryption.keys: a memory store holds nothing at rest; remove the keys or use a file or redis store" -}}
+{{- end -}}
 {{- if eq $v.mode "central" -}}
 {{- $most := int $v.replicaCount -}}
 {{- if $v.autoscaling.enabled -}}{{- $most = int $v.autoscaling.maxReplicas -}}{{- end -}}
@@ -123,6 +154,20 @@ Everything the chart refuses, collected so that one `helm template` names every 
 {{- end -}}
 {{- if and $v.networkPolicy.enabled (eq $store "redis") (not $v.networkPolicy.redis.to) -}}
 {{- $problems = append $problems "networkPolicy.redis.to: list the Redis peers (podSelector/namespaceSelector/ipBlock), or the gateway cannot reach its store" -}}
+{{- end -}}
+{{- range $v.config.callers -}}
+{{- if and .certificate .serviceAccount -}}
+{{- $problems = append $problems (printf "config.callers %s: give one of certificate or serviceAccount, not both" .name) -}}
+{{- end -}}
+{{- if and .certificate (not (and $v.tls.enabled $v.tls.clientCa (has "proxy" $v.tls.listeners))) -}}
+{{- $problems = append $problems (printf "config.callers %s is known by its client certificate: set tls.enabled, tls.clientCa and proxy in tls.listeners" .name) -}}
+{{- end -}}
+{{- if and .serviceAccount (not $v.serviceAccountAuth.enabled) -}}
+{{- $problems = append $problems (printf "config.callers %s is known by its ServiceAccount token: set serviceAccountAuth.enabled" .name) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $v.tls.certificate.create (not $v.tls.certificate.issuerRef.name) -}}
+{{- $problems = append $problems "tls.certificate.issuerRef.name: name the cert-manager issuer that signs the listener certificate" -}}
 {{- end -}}
 {{- if $problems -}}
 {{- fail (printf "\n  - %s" (join "\n  - " $problems)) -}}

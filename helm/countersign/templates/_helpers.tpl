@@ -122,3 +122,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "countersign.usesStoreVolume" -}}
 {{- if eq .Values.config.store.type "file" -}}true{{- end -}}
 {{- end -}}
+
+{{/* The TLS Secret of the listeners: tls.secretName, else the one tls.certificate writes. */}}
+{{- define "countersign.tlsSecretName" -}}
+{{- .Values.tls.secretName | default (printf "%s-tls" (include "countersign.fullname" .)) -}}
+{{- end -}}

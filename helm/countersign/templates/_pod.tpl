@@ -29,6 +29,40 @@ the ConfigMap or Secret changes, and nothing is mounted inside a read-only Confi
               path: secrets/{{ . }}
             {{- end }}
       {{- end }}
+      {{- if .Values.tls.enabled }}
+      - secret:
+          name: {{ include "countersign.tlsSecretName" . }}
+          items:
+            - key: tls.crt
+              path: tls/tls.crt
+            - key: tls.key
+              path: tls/tls.key
+            {{- if .Values.tls.clientCa }}
+            - key: ca.crt
+              path: tls/ca.crt
+            {{- end }}
+      {{- end }}
+      {{- if .Values.serviceAccountAuth.enabled }}
+      {{- /* The gateway's own token (audience: the API server) and the cluster CA, to read the JWKS. */}}
+      - serviceAccountToken:
+          path: serviceaccount/token
+          expirationSeconds: 3600
+      - configMap:
+          name: kube-root-ca.crt
+          items:
+            - key: ca.crt
+              path: serviceaccount/ca.crt
+      {{- end }}
+      {{- if ne .Values.config.store.type "memory" }}
+      {{- /* Store keys: one Secret key each, updated in place, so a reload takes a rotated ring. */}}
+      {{- range (.Values.config.store.encryption | default dict).keys }}
+      - secret:
+          name: {{ .secretName }}
+          items:
+            - key: {{ .secretKey }}
+              path: store-keys/{{ .id }}
+      {{- end }}
+      {{- end }}
 {{- if include "countersign.usesStoreVolume" . }}
 - name: countersign-store
   {{- if .Values.persistence.enabled }}
@@ -80,6 +114,9 @@ exec:
 {{- else -}}
 httpGet:
   path: {{ .path }}
+  {{- if and $root.Values.tls.enabled (has "admin" $root.Values.tls.listeners) }}
+  scheme: HTTPS
+  {{- end }}
   port: {{ if eq $root.Values.mode "sidecar" }}cs-admin{{ else }}admin{{ end }}
 {{- end }}
 {{ toYaml .settings }}
@@ -100,4 +137,26 @@ checksum/countersign-config: {{ include "countersign.config" . | sha256sum }}
 {{- if not .Values.secrets.existingSecret }}
 checksum/countersign-secrets: {{ toJson .Values.secrets.values | sha256sum }}
 {{- end }}
+{{- end -}}
+
+{{/*
+For a calling app's pod (its own chart includes these): a projected ServiceAccount token with
+the audience the gateway checks, at /var/run/secrets/countersign/token. The app sends it as
+`Authorization: Bearer <file content>`, re-reading the file (the kubelet renews it). Argument:
+a dict, optionally with "audience" (default countersign, the chart's serviceAccountAuth.audience).
+*/}}
+{{- define "countersign.callerToken.volume" -}}
+- name: countersign-caller-token
+  projected:
+    sources:
+      - serviceAccountToken:
+          audience: {{ .audience | default "countersign" }}
+          expirationSeconds: 3600
+          path: token
+{{- end -}}
+
+{{- define "countersign.callerToken.volumeMount" -}}
+- name: countersign-caller-token
+  mountPath: /var/run/secrets/countersign
+  readOnly: true
 {{- end -}}

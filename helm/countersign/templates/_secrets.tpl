@@ -28,7 +28,9 @@ Returns JSON {"keys": [...], "problems": [...]}; keys are sorted.
 {{- $optional = append $optional "store.password" -}}
 {{- end -}}
 {{- range .Values.config.callers -}}
+{{- if not (or .certificate .serviceAccount) -}}
 {{- $required = append $required (printf "callers.%s.token" .name) -}}
+{{- end -}}
 {{- end -}}
 {{- range $name, $u := .Values.config.upstreams -}}
 {{- if eq $u.type "keeta" -}}

@@ -81,6 +81,7 @@ export function createKeetaHandler(deps: {
       };
 
       return {
+        merchant,
         prepare() {
           usedToken = undefined;
           if (merchant === undefined) return signed();

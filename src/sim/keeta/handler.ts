@@ -7,7 +7,7 @@
  *  2. known path under /api/open                           → PATH_NOT_FOUND
  *  3. appId equals the app's id                            → APP_ID_INVALID
  *  4. timestamp: whole Unix seconds, |now - ts| ≤ window   → TIMESTAMP_INVALID
- *  5. sig = SHA-256(http://{Host}{path}?{sorted params}{appSecret})  → SIG_INVALID
+ *  5. sig = SHA-256(http(s)://{Host}{path}?{sorted params}{appSecret})  → SIG_INVALID
  *  6. merchant paths: accessToken present / valid          → ACCESS_TOKEN_MISSING / _INVALID
  *  7. the endpoint's own parameters, then shop ownership   → PARAM_INVALID / SHOP_NOT_AUTHORISED
  */
@@ -91,7 +91,7 @@ function checkSig(state: KeetaState, req: SimRequest, body: JsonObject): void {
   if (sig.type !== 'string') throw new KeetaSimError('SIG_INVALID', 'sig must be a string');
   const host = req.headers['host'];
   if (!host) throw new KeetaSimError('SIG_INVALID', 'no Host header, cannot rebuild the signed URL');
-  const url = keetaSignUrl(host, req.path);
+  const url = keetaSignUrl(host, req.path, req.secure ? 'https' : 'http');
   if (!state.settings.appSecrets.some((secret) => sig.value === keetaSign(url, body, secret))) {
     throw new KeetaSimError('SIG_INVALID', 'sig does not match');
   }

@@ -2,7 +2,7 @@
 import { SimCore, type FailNextOptions, type RecordedRequest } from '../control.js';
 import { asRecord, commonControlRoutes, optionalNumber, optionalString, requireString, requireStringArray } from '../control-routes.js';
 import { ControlError } from '../control.js';
-import { startSimServer, type ControlRoute } from '../server-base.js';
+import { startSimServer, type ControlRoute, type SimTls } from '../server-base.js';
 import { accountSummary, type AccountInput, applyAuthorizationChange, type AuthorizationChangeInput, DEMO_ACCOUNTS, ShopIdGenerator, shopsFor } from './accounts.js';
 import { answerAuthorize, AUTHORIZE_PATH } from './authorize-page.js';
 import { answerKeeta, KEETA_BASE_PATH } from './handler.js';
@@ -49,6 +49,8 @@ export interface KeetaSimOptions {
   oauthDelivery?: OauthDelivery;
   /** Recipe of pushes that do not name one. Default 'url-query'. */
   webhookRecipe?: WebhookRecipe;
+  /** Serve HTTPS with this certificate and key (PEM); baseUrl is then https://. */
+  tls?: SimTls;
 }
 
 export interface AddMerchantInput {
@@ -438,10 +440,11 @@ export async function startKeetaSim(opts: KeetaSimOptions): Promise<KeetaSim> {
     controlRoutes: keetaControlRoutes(control),
     parseControlBody: (text) => toPlain(parseJson(text)),
     answer: (req) => (req.path === AUTHORIZE_PATH ? answerAuthorize(authorizeDeps, req) : answerKeeta(state, core, req)),
+    ...(opts.tls && { tls: opts.tls }),
   });
   return {
-    baseUrl: `http://${running.urlHost}:${running.port}${KEETA_BASE_PATH}`,
-    authorizeUrl: `http://${running.urlHost}:${running.port}${AUTHORIZE_PATH}`,
+    baseUrl: `${running.scheme}://${running.urlHost}:${running.port}${KEETA_BASE_PATH}`,
+    authorizeUrl: `${running.scheme}://${running.urlHost}:${running.port}${AUTHORIZE_PATH}`,
     port: running.port,
     control,
     close: running.close,

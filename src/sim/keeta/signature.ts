@@ -59,6 +59,6 @@ export function keetaSignText(url: string, bodyText: string, appSecret: string):
 }
 
 /** The URL that goes into the pre-hash for a request reached at `host` + `path`. */
-export function keetaSignUrl(hostHeader: string, pathWithoutQuery: string): string {
-  return `http://${hostHeader}${pathWithoutQuery}`;
+export function keetaSignUrl(hostHeader: string, pathWithoutQuery: string, scheme: 'http' | 'https' = 'http'): string {
+  return `${scheme}://${hostHeader}${pathWithoutQuery}`;
 }

@@ -1,7 +1,7 @@
 /** The KeySecure merchant open-platform simulator: startKeySecureSim() and its control object. */
 import { ControlError, SimCore, type FailNextOptions, type RecordedRequest } from '../control.js';
 import { asRecord, commonControlRoutes, requireString, requireStringArray } from '../control-routes.js';
-import { startSimServer, type ControlRoute } from '../server-base.js';
+import { startSimServer, type ControlRoute, type SimTls } from '../server-base.js';
 import { type CallbackPushInput, type CallbackPushReport, pushCallback } from './callbacks.js';
 import { answerKeySecure } from './handler.js';
 import { KeySecureState } from './state.js';
@@ -21,6 +21,8 @@ export interface KeySecureSimOptions {
   callbackAppId?: string;
   /** The callback signing secret. Default: the apiSecret of the key a push names (else the first key). */
   callbackSecret?: string;
+  /** Serve HTTPS with this certificate and key (PEM); baseUrl is then https://. */
+  tls?: SimTls;
 }
 
 export const DEFAULT_CALLBACK_APP_ID = 'sim-callback-app';
@@ -158,6 +160,7 @@ export async function startKeySecureSim(opts: KeySecureSimOptions): Promise<KeyS
     controlRoutes: keySecureControlRoutes(control),
     parseControlBody: (text) => JSON.parse(text) as unknown,
     answer: (req) => answerKeySecure(state, core, req),
+    ...(opts.tls && { tls: opts.tls }),
   });
-  return { baseUrl: `http://${running.urlHost}:${running.port}`, port: running.port, control, close: running.close };
+  return { baseUrl: `${running.scheme}://${running.urlHost}:${running.port}`, port: running.port, control, close: running.close };
 }
