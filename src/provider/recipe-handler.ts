@@ -12,6 +12,7 @@ import type { TokenCache } from '../tokens/token-cache.js';
 import type { TokenService } from '../tokens/token-service.js';
 import { KEYSECURE_MERCHANT, type TokenRecord } from '../tokens/types.js';
 import type { AnswerJudge } from './classes.js';
+import { signRule } from './recipe-schema.js';
 import { recipePassesQuery, recipeTouchesJson, splitRequest, type RequestParts } from './request-parts.js';
 import { RecipeSignError, signRequest, sourceValue } from './signer.js';
 import { checkJsonBody } from './steps/json-check.js';
@@ -99,6 +100,10 @@ export function createRecipeHandler(deps: {
   };
   const precomputedDefaults = fixedDefaults ? defaultValues(0) : undefined;
   const faults = createFaultReporter(name, recipe.answers.faults, deps.log);
+  // A recipe that signs nothing and sets only headers (KeySecure) needs no signer run per attempt:
+  // each attempt writes its header values straight into the forwarded headers.
+  const headerOnly = signRule(recipe) === undefined && !recipe.set.query && !recipe.set.form && !recipe.set.json && passesQuery && !touchesJson;
+  const headerSources = Object.entries(recipe.set.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v] as const);
 
   return {
     name,
@@ -125,6 +130,15 @@ export function createRecipeHandler(deps: {
 
       const signed = (rec: TokenRecord | undefined): UpstreamRequest => {
         usedToken = rec?.accessToken;
+        if (headerOnly) {
+          const nowMs = upstreamClock.nowMs();
+          for (const [k, v] of headerSources) {
+            const val = sourceValue(v, { app: cfg.app, accessToken: usedToken, nowMs });
+            if (val !== undefined) headers[k] = val;
+            else delete headers[k];
+          }
+          return { method: req.method, path: basePath + req.path + req.query, headers, ...(parts.rawBody !== undefined && { body: parts.rawBody }), timeoutMs: cfg.timeout };
+        }
         let out;
         try {
           out = signRequest(recipe, {
