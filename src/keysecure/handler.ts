@@ -2,6 +2,7 @@ import type { KeySecureUpstreamConfig } from '../config/schema.js';
 import { forwardableRequestHeaders } from '../edge/headers.js';
 import { GatewayError } from '../core/errors.js';
 import type { Logger } from '../observability/logger.js';
+import { reachesEndpoint } from '../edge/endpoint-match.js';
 import { classifyKeySecure, keySecureCodeLabel, readEnvelope } from '../proxy/classify.js';
 import { decodeUtf8, headerValue, splitBaseUrl, type Exchange, type UpstreamHandler } from '../proxy/upstream.js';
 import type { TokenService } from '../tokens/token-service.js';
@@ -44,8 +45,8 @@ export function createKeySecureHandler(deps: {
     origin,
     begin(req): Exchange {
       // The gateway's Access-Token is its own: a caller must never receive one, nor cause a
-      // renewal. Letter case and a trailing slash do not make it a different endpoint.
-      if (req.path.toLowerCase().replace(/\/+$/, '') === KEYSECURE_TOKEN_PATH) {
+      // renewal. Letter case, a trailing slash or a suffix do not make it a different endpoint.
+      if (reachesEndpoint(req.path, KEYSECURE_TOKEN_PATH)) {
         throw new GatewayError('FORBIDDEN_PATH', `${KEYSECURE_TOKEN_PATH} is the proxy's own: the Access-Token is obtained and renewed by the proxy`);
       }
       if (req.body.length > 0) {

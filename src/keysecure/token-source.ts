@@ -29,7 +29,9 @@ export function createKeySecureTokenSource(
       method: 'GET',
       path: basePath + KEYSECURE_TOKEN_PATH,
       headers: { 'api-key': cfg.apiKey, timestamp: upstreamClock.stamp(), 'content-type': 'application/json', accept: 'application/json' },
-      timeoutMs: cfg.timeout,
+      // Its own connections and timeout: a renewal never queues behind business traffic.
+      timeoutMs: cfg.tokenTimeout,
+      lane: 'token',
     });
   };
 
