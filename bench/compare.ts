@@ -11,6 +11,9 @@
  *   Countersign Keeta over TLS    the signed Keeta row with the proxy listener served over TLS
  *                                 (listen.tls.proxy, an ECDSA P-256 test certificate; wrk keeps
  *                                 its connections, so this is the per-request cost of TLS)
+ *   Countersign Keeta, traced     the Keeta row with `tracing:` at sampleRatio 1: every request a
+ *                                 server and a client span, exported over OTLP/HTTP (to the
+ *                                 nginx upstream, which answers 200); BENCH_TRACING=0 leaves it out
  *
  * Countersign runs as `npm start` would (built first into dist/): one caller token checked, metrics on, the
  * access log at info written to its real destination (stdout, sent to BENCH_ACCESS_LOG or
@@ -250,6 +253,11 @@ export async function main(): Promise<void> {
     // The same build with its proxy listener over TLS, beside the plain row.
     const tlsGw = await startGateway('Countersign-tls', ROOT, dir, upstream, start, { tls: selfSignedCertificate(dir) });
     targets.push({ label: 'Countersign Keeta (signed) over TLS', url: `${tlsGw.proxyUrl}/keeta/order/get`, pid: () => tlsGw.pid, isGateway: true, script: authed });
+    if (process.env.BENCH_TRACING !== '0') {
+      // The same build with tracing on at ratio 1; spans go to the nginx upstream (core 1), which answers 200.
+      const gw = await startGateway('Countersign-traced', ROOT, dir, upstream, start, { build: false, extraYaml: `tracing: { otlpEndpoint: '${upstream}', sampleRatio: 1 }\n` });
+      targets.push({ label: 'Countersign Keeta (signed, traced at ratio 1)', url: `${gw.proxyUrl}/keeta/order/get`, pid: () => gw.pid, isGateway: true, script: authed });
+    }
 
     // ROUNDS=0: only the tail report.
     if (ROUNDS > 0) {
@@ -446,7 +454,7 @@ export async function startGateway(
   dir: string,
   upstream: string,
   start: Start,
-  opts: { build?: boolean; args?: string[]; env?: Record<string, string>; tls?: { cert: string; key: string } } = {},
+  opts: { build?: boolean; args?: string[]; env?: Record<string, string>; tls?: { cert: string; key: string }; extraYaml?: string } = {},
 ): Promise<{ proxyUrl: string; pid: number; proc: ChildProcess }> {
   const [proxyPort, adminPort] = [await freePort(), await freePort()];
   const adminToken = 'bench-admin-token-0123456789';
@@ -461,11 +469,12 @@ callers:
 upstreams:
   keeta: { type: keeta, baseUrl: ${upstream}/api/open, appId: '3340612437', appSecret: bench-app-secret-0123456789 }
   ks: { type: keysecure, baseUrl: ${upstream}, apiKey: bench-api-key-0123456789, timezone: UTC+8 }
-`,
+${opts.extraYaml ?? ''}`,
   );
   // The production build (`npm run build` → dist/), not tsx: what `npm start` runs.
   if (opts.build !== false) {
-    const build = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: root, encoding: 'utf8' });
+    // `npm run build` of that checkout: its compile and its postbuild step (the console's files).
+    const build = spawnSync('npm', ['run', 'build'], { cwd: root, encoding: 'utf8' });
     if (build.status !== 0) throw new Error(`${name}: build failed\n${build.stdout}${build.stderr}`);
   }
   const out = openSync(process.env.BENCH_ACCESS_LOG ?? '/dev/null', 'a');

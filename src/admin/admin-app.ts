@@ -6,6 +6,9 @@ import { requestIdFrom } from '../edge/ids.js';
 import { readBody } from '../edge/read-body.js';
 import { GatewayError, isGatewayError } from '../core/errors.js';
 import type { Logger } from '../observability/logger.js';
+import { readActivity } from './activity.js';
+import { addConsoleRoutes } from './console-routes.js';
+import { refuseCrossSite } from './cross-site.js';
 import type { TokenAdmin } from './token-admin.js';
 
 export interface Readiness {
@@ -23,6 +26,8 @@ export interface AdminAppDeps {
   log: Logger;
   /** POST /admin/upstreams/{u}/authorizations: a merchant authorization link (Keeta). */
   createAuthorization?: (upstream: string) => Promise<{ url: string; state: string; expiresAt: string }>;
+  /** When the counts of GET /admin/activity began (default: when this app was built). */
+  startedAt?: number;
 }
 
 const ADMIN_BODY_LIMIT = 1024 * 1024;
@@ -60,6 +65,7 @@ export function createAdminApp(deps: AdminAppDeps): Koa {
   // route matches: nothing under /admin answers without the token, not even its Allow list.
   app.use(async function adminAuth(ctx, next) {
     if (ctx.path !== '/admin' && !ctx.path.startsWith('/admin/')) return next();
+    refuseCrossSite(ctx);
     const token = adminToken();
     if (token) {
       const tokenDigest = digestOf(token);
@@ -89,10 +95,16 @@ export function createAdminApp(deps: AdminAppDeps): Koa {
     ctx.body = await registry.metrics();
   });
 
+  addConsoleRoutes(router);
+
   const body = (ctx: Koa.Context) => readBody(ctx.req, ADMIN_BODY_LIMIT);
 
   router.get('/admin/tokens', (ctx) => {
     ctx.body = tokenAdmin.list();
+  });
+  const startedAt = deps.startedAt ?? Date.now();
+  router.get('/admin/activity', async (ctx) => {
+    ctx.body = await readActivity(registry, tokenAdmin.list().upstreams.map((u) => u.name), startedAt);
   });
   router.put('/admin/upstreams/:u/merchants/:m/token', async (ctx) => {
     const { expiresAt, expired } = await tokenAdmin.importPair(ctx.params.u!, ctx.params.m!, await body(ctx));

@@ -78,6 +78,7 @@ export class TokenAdmin {
         refreshedAt: isoTime(rec.refreshedAt),
         issuedAt: isoTime(rec.issuedAt),
         shopCount: rec.shopIds.length,
+        ...(rec.refreshUnknownAt !== undefined && { refreshUnknownAt: isoTime(rec.refreshUnknownAt) }),
         ...(failure && {
           lastRefreshError: { message: failure.message, at: isoTime(failure.failedAt), failures: failure.failures },
         }),

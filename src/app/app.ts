@@ -25,12 +25,15 @@ import { StoreLifecycle } from '../tokens/store-lifecycle.js';
 import { TokenCache } from '../tokens/token-cache.js';
 import { TokenService } from '../tokens/token-service.js';
 import type { TokenStore } from '../tokens/types.js';
+import { callerShares, connectionsOf, tokenTimeoutOf, upstreamMethods } from '../proxy/traffic-config.js';
+import { FairShare } from '../proxy/fair-share.js';
 import { warmUpHotPath } from './warm-up.js';
 import { isRecipeUpstream, type KeetaUpstreamConfig, type KeySecureUpstreamConfig, type RecipeUpstreamConfig } from '../config/schema.js';
 import { answerJudge } from '../provider/classes.js';
 import { createRecipeHandler } from '../provider/recipe-handler.js';
 import { createRecipeTokenSource } from '../provider/recipe-token-source.js';
 import { LiveConfig } from '../reload/live-config.js';
+import { createTracing } from '../observability/tracing.js';
 
 export interface AppDeps {
   config: Config;
@@ -114,6 +117,8 @@ export function buildApp(deps: AppDeps): App {
   });
   const forwarder = deps.forwarder ?? createForwarder({ transports: upstreamTransports(config.upstreams) });
   const kubernetesAuth = new KubernetesAuth({ clock, log, ...(deps.jwksMinRereadMs !== undefined && { jwksMinRereadMs: deps.jwksMinRereadMs }) });
+  // Only when configured: without it nothing on the request path touches OpenTelemetry.
+  const tracing = config.tracing ? createTracing(config.tracing) : undefined;
   const cache = new TokenCache();
   const live = new LiveConfig(config);
   metrics.configLastReloadSuccessful.set(1);
@@ -152,9 +157,10 @@ export function buildApp(deps: AppDeps): App {
       log,
       refreshBeforeMs: cfg.refreshBefore,
       // A caller waits for a renewal at most the upstream's timeout; the lock's lease outlives
-      // one token call (at most `timeout`) even when Redis cannot be reached to renew it.
+      // one token call (a wait for a token connection, then at most `tokenTimeout` from
+      // sending) even when Redis cannot be reached to renew it.
       waitMs: cfg.timeout,
-      lockLeaseMs: Math.max(5000, cfg.timeout + 2000),
+      lockLeaseMs: Math.max(5000, 2 * (tokenTimeoutOf(cfg) ?? cfg.timeout) + 2000),
     };
     if (cfg.type === 'keeta') {
       const current = () => live.current.upstreams[name] as KeetaUpstreamConfig;
@@ -194,8 +200,14 @@ export function buildApp(deps: AppDeps): App {
   // Rate-limit budgets and cooldowns live as long as the process (shared through Redis with a
   // redis store); the per-upstream rules are rebuilt against them from each config.
   const rateLimitState = deps.rateLimitState ?? rateLimitStateFromConfig(config, { clock, log, metrics });
+  // Connection slots live as long as the process (their size is restart-only); each config
+  // sets the callers' weights and caps.
+  const shares = new Map([...upstreams.keys()].map((n) => [n, new FairShare(connectionsOf(config.upstreams[n]!), undefined, n)]));
   /** The proxy's view of the config, read once per request. */
   const proxyConfig = live.derive((cfg) => ({
+    methods: upstreamMethods(cfg),
+    shares: callerShares(shares, cfg),
+    maxResponseBytes: cfg.limits.maxResponseBytes,
     handlers: new Map([...upstreams.keys()].map((n) => [n, buildHandler(n, cfg.upstreams[n]!)])),
     callers: createCallerAuthenticator(cfg.callers, { serviceAccounts: kubernetesAuth.verifierFor(cfg.auth?.kubernetes) }),
     maxBodyBytes: cfg.limits.maxBodyBytes,
@@ -212,6 +224,7 @@ export function buildApp(deps: AppDeps): App {
     forwarder,
     metrics,
     log,
+    ...(tracing && { tracing }),
   });
   const proxy: ProxyListener = {
     callback: () => (req, res) => {
@@ -240,6 +253,7 @@ export function buildApp(deps: AppDeps): App {
     metrics,
     log,
     ...(deps.ingressStore && { store: deps.ingressStore }),
+    ...(tracing && { tracing }),
   });
 
   const admin = createAdminApp({
@@ -249,6 +263,7 @@ export function buildApp(deps: AppDeps): App {
     adminToken: () => adminToken.current,
     log,
     createAuthorization: (u) => ingress.createAuthorization(u),
+    startedAt: clock.now(),
   });
 
   return {
@@ -292,6 +307,7 @@ export function buildApp(deps: AppDeps): App {
       await ingress.close();
       await rateLimitState.close();
       await storeLifecycle.closeStore();
+      await tracing?.shutdown().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'could not export the last spans'));
     },
   };
 }

@@ -76,6 +76,14 @@ export async function listenApp(
   const adminServer = serve('admin', {}, app.admin.callback());
   // Faces the internet: short header and request deadlines against slow clients.
   const ingressServer = addresses.ingress ? serve('ingress', { headersTimeout: 20_000, requestTimeout: 30_000 }, app.ingress.callback()) : undefined;
+  // limits.maxConnections per listener: a connection beyond it is closed as soon as it is
+  // accepted (node:http's maxConnections), so no client can make the gateway hold unbounded sockets.
+  const servers = [proxyServer, adminServer, ingressServer].filter((s): s is NonNullable<typeof s> => s !== undefined);
+  const bound = (max: number) => {
+    for (const s of servers) s.maxConnections = max;
+  };
+  bound(app.live.current.limits.maxConnections);
+  app.live.onApplied((cfg) => bound(cfg.limits.maxConnections));
   let proxyUrl: string;
   let adminUrl: string;
   let ingressUrl: string | undefined;

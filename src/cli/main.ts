@@ -8,20 +8,26 @@ import { jsonSyntaxMessage, signCommand } from './sign.js';
 import { createLogger } from '../observability/logger.js';
 import { listenApp, ListenError } from '../app/server.js';
 import { startAutoReload } from '../reload/auto-reload.js';
+import { helpFor, packageVersion, USAGE } from './help.js';
 import { catchStopSignals } from './stop-signals.js';
-
-const USAGE = `usage:
-  countersign [serve] --config FILE            run the gateway (COUNTERSIGN_CONFIG may name the file)
-  countersign check-config --config FILE       validate the config and print a summary (exit 0 or 2)
-  countersign sign --config FILE --upstream NAME --path /order/get[?a=b] [--body TEXT] [--merchant ID | --access-token T] [--timestamp SEC] [--method M]
-                                               print the exact string that is hashed and the signature
-  countersign store rekey --config FILE        rewrite every token record with the first store.encryption key
-  countersign sim keeta|keysecure [--port N]   run a local simulator of an upstream`;
 
 /** Exit codes: 0 fine, 1 runtime failure, 2 bad config or bad usage. */
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === '--version' || argv[0] === 'version') {
+    process.stdout.write(`countersign ${packageVersion()}\n`);
+    return 0;
+  }
   const command = argv[0] && !argv[0].startsWith('-') ? argv[0] : 'serve';
   const rest = argv[0] === command ? argv.slice(1) : argv;
+  // -h/--help anywhere: the command's own help (`help COMMAND` too); before the command: the general usage.
+  if (command === 'help' || argv[0] === '-h' || argv[0] === '--help') {
+    process.stdout.write(`${command === 'help' ? helpFor(rest[0]) : USAGE}\n`);
+    return 0;
+  }
+  if (rest.includes('-h') || rest.includes('--help')) {
+    process.stdout.write(`${helpFor(command)}\n`);
+    return 0;
+  }
   if (command === 'sim') {
     const { runSimCli, SimUsageError } = await import('../sim/index.js');
     try {
@@ -35,11 +41,24 @@ export async function main(argv: string[]): Promise<number> {
       throw err;
     }
   }
-  if (command === 'store') return (await import('./store-rekey.js')).runStoreCli(rest);
-  if (command === 'help' || argv.includes('--help')) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
+  if (command === 'admin') {
+    const { runAdminCli, AdminUsageError, AdminCliError } = await import('./admin.js');
+    try {
+      await runAdminCli(rest, { env: process.env, out: (text) => process.stdout.write(text) });
+      return 0;
+    } catch (err) {
+      if (err instanceof AdminUsageError) {
+        process.stderr.write(`${err.message}\n(countersign admin --help explains the commands)\n`);
+        return 2;
+      }
+      if (err instanceof AdminCliError) {
+        process.stderr.write(`error: ${err.message}\n`);
+        return 1;
+      }
+      throw err;
+    }
   }
+  if (command === 'store') return (await import('./store-rekey.js')).runStoreCli(rest);
   let args;
   try {
     args = parseArgs({
@@ -57,7 +76,7 @@ export async function main(argv: string[]): Promise<number> {
       strict: true,
     }).values;
   } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
+    process.stderr.write(`${(err as Error).message}\n${helpFor(command)}\n`);
     return 2;
   }
   const file = args.config ?? process.env.COUNTERSIGN_CONFIG;

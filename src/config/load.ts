@@ -1,9 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.js';
 import { formatDuration } from './duration.js';
+import { readFailure, readRegularFile, readRegularFileSync } from './read-file.js';
 import { type Env, formatPath, interpolateEnv, resolveSecretFiles } from './resolve.js';
 import { inlineRecipeFiles } from './recipe-files.js';
 import { configSchema, type ParsedConfig } from './schema.js';
@@ -22,7 +22,10 @@ export type Config = Readonly<ParsedConfig> & {
  * Parse YAML text into a Config, collecting every problem (YAML syntax, missing variables,
  * unreadable secret files, schema violations) into one ConfigError.
  */
-export function parseConfig(text: string, opts: { env?: Env; baseDir?: string; source?: string } = {}): Config {
+export function parseConfig(
+  text: string,
+  opts: { env?: Env; baseDir?: string; source?: string; readSecret?: (file: string) => string } = {},
+): Config {
   const env = opts.env ?? process.env;
   const problems: string[] = [];
   const lines = new LineCounter();
@@ -37,7 +40,7 @@ export function parseConfig(text: string, opts: { env?: Env; baseDir?: string; s
   if (raw === null || raw === undefined) raw = {};
   raw = interpolateEnv(raw, env, problems);
   const files: string[] = [];
-  raw = resolveSecretFiles(raw, opts.baseDir ?? process.cwd(), problems, [], files);
+  raw = resolveSecretFiles(raw, opts.baseDir ?? process.cwd(), problems, [], files, opts.readSecret);
   raw = inlineRecipeFiles(raw, opts.baseDir ?? process.cwd(), problems, files);
 
   // A value already reported (a missing variable, an unreadable secret file) is not reported
@@ -61,15 +64,59 @@ export function parseConfig(text: string, opts: { env?: Env; baseDir?: string; s
   return deepFreeze({ ...cfg, source: opts.source ?? '(inline)', files: [...new Set(files)] });
 }
 
-/** Read and parse the config file at `file`. */
+/** Read and parse the config file at `file` (at start; a FIFO or device is refused, not waited on). */
 export function loadConfig(file: string, env: Env = process.env): Config {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readRegularFileSync(file);
   } catch (err) {
-    throw new ConfigError([`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`]);
+    throw new ConfigError([`${file}: cannot read ${readFailure(err)}`]);
   }
   return parseConfig(text, { env, baseDir: dirname(resolvePath(file)), source: resolvePath(file) });
+}
+
+/**
+ * The same, without blocking the event loop (config reload): the config file and every
+ * `<key>File` are read asynchronously, each within `timeoutMs`, and refused unless they are
+ * regular files; a file that cannot be read is a config problem naming its path.
+ */
+export async function loadConfigAsync(file: string, env: Env = process.env, opts: { timeoutMs?: number } = {}): Promise<Config> {
+  const timeoutMs = opts.timeoutMs ?? 2000;
+  let text: string;
+  try {
+    text = await readRegularFile(file, timeoutMs);
+  } catch (err) {
+    throw new ConfigError([`${file}: cannot read ${readFailure(err)}`]);
+  }
+  const baseDir = dirname(resolvePath(file));
+  // First pass: which secret files the config names (nothing read yet).
+  const named: string[] = [];
+  try {
+    parseConfig(text, { env, baseDir, readSecret: (f) => (named.push(f), '') });
+  } catch {
+    /* problems are reported by the real pass below */
+  }
+  const contents = new Map<string, { text: string } | { err: unknown }>();
+  await Promise.all(
+    [...new Set(named)].map(async (f) => {
+      try {
+        contents.set(f, { text: await readRegularFile(f, timeoutMs) });
+      } catch (err) {
+        contents.set(f, { err });
+      }
+    }),
+  );
+  return parseConfig(text, {
+    env,
+    baseDir,
+    source: resolvePath(file),
+    readSecret: (f) => {
+      const c = contents.get(f);
+      if (!c) throw Object.assign(new Error('not read'), { code: 'ENOENT' });
+      if ('err' in c) throw c.err;
+      return c.text;
+    },
+  });
 }
 
 function describeIssue(issue: z.ZodIssue): string[] {

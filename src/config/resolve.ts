@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
+import { readFailure, readRegularFileSync } from './read-file.js';
 
 /**
  * The steps between YAML and schema validation: `${NAME}` interpolation from the environment
@@ -55,8 +55,10 @@ export function resolveSecretFiles(
   path: Array<string | number> = [],
   /** Receives the absolute path of every file read (config reload watches them). */
   read: string[] = [],
+  /** Reads one file (a reload passes contents it read beforehand, without blocking). */
+  readText: (file: string) => string = readRegularFileSync,
 ): unknown {
-  if (Array.isArray(value)) return value.map((v, i) => resolveSecretFiles(v, baseDir, problems, [...path, i], read));
+  if (Array.isArray(value)) return value.map((v, i) => resolveSecretFiles(v, baseDir, problems, [...path, i], read, readText));
   if (value === null || typeof value !== 'object') return value;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
@@ -74,13 +76,13 @@ export function resolveSecretFiles(
       const file = isAbsolute(v) ? v : resolvePath(baseDir, v);
       read.push(file);
       try {
-        out[base] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+        out[base] = readText(file).replace(/\r?\n$/, '');
       } catch (err) {
-        problems.push(`${at}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+        problems.push(`${at}: cannot read ${file} ${readFailure(err)}`);
       }
       continue;
     }
-    out[k] = resolveSecretFiles(v, baseDir, problems, [...path, k], read);
+    out[k] = resolveSecretFiles(v, baseDir, problems, [...path, k], read, readText);
   }
   return out;
 }

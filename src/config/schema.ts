@@ -1,6 +1,8 @@
 import { z } from 'zod';
+import { tracingSchema } from './tracing-schema.js';
 import { parseDuration } from './duration.js';
 import { callbacksSchema, oauthSchema, webhooksSchema } from './ingress-schema.js';
+import { callerTrafficFields, listenerLimitFields, upstreamTrafficFields } from './traffic-schema.js';
 import { authSchema, certificateIdentitySchema, listenTlsSchema, merchantPatternsSchema, serviceAccountSchema, trustProblems, upstreamTransportFields } from './trust-schema.js';
 import { storeEncryptionSchema } from './store-encryption.js';
 import { presetUpstreamObject, RECIPE_TYPES, recipeUpstreamProblems, signedUpstreamObject, toRecipeUpstream } from './signed-schema.js';
@@ -100,6 +102,7 @@ const keetaUpstream = z
     /** Webhooks Keeta pushes to the ingress listener. */
     webhooks: webhooksSchema.optional(),
     rateLimits: z.array(rateLimitRule).default(KEETA_DEFAULT_RATE_LIMITS),
+    ...upstreamTrafficFields,
     ...upstreamTransportFields,
   })
   .strict();
@@ -120,6 +123,7 @@ const keysecureUpstream = z
     /** Callbacks KeySecure pushes to the ingress listener. */
     callbacks: callbacksSchema.optional(),
     rateLimits: z.array(rateLimitRule).default([]),
+    ...upstreamTrafficFields,
     /** After a 1009 (too frequent): this upstream is paced at `perSecond` for `cooldown`; 0s turns it off. */
     onRateLimited: z
       .object({
@@ -169,6 +173,7 @@ const caller = z
     serviceAccount: serviceAccountSchema.optional(),
     merchants: merchantPatternsSchema.optional(),
     allow: z.array(z.string().regex(/^[^:\s]+:(\*|\/\S*)$/, 'expected "upstream:/path/glob" or "upstream:*"')).min(1, 'list at least one upstream:path'),
+    ...callerTrafficFields,
   })
   .strict();
 
@@ -254,9 +259,10 @@ export const configSchema = z
     admin: z.object({ token: secret.refine((t) => t.length >= 16, 'must be at least 16 characters').optional() }).strict().default({}),
     auth: authSchema.optional(),
     store: store.default({ type: 'file' }),
-    limits: z.object({ maxBodyBytes: positiveInt.default(1_048_576) }).strict().default({}),
+    limits: z.object({ maxBodyBytes: positiveInt.default(1_048_576), ...listenerLimitFields }).strict().default({}),
     callers: z.array(caller).min(1, 'remove the key or list at least one caller').optional(),
     upstreams: z.record(z.string(), upstream, { required_error: 'required' }),
+    tracing: tracingSchema.optional(),
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -284,6 +290,11 @@ export const configSchema = z
     cfg.callers?.forEach((c, i) => {
       if (c.token !== undefined && seenTokens.has(c.token)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['callers', i, 'token'], message: 'the same token is given to two callers' });
       if (c.token !== undefined) seenTokens.add(c.token);
+      if (c.maxInFlight !== undefined && typeof c.maxInFlight === 'object') {
+        for (const up of Object.keys(c.maxInFlight)) {
+          if (!Object.hasOwn(cfg.upstreams, up)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['callers', i, 'maxInFlight', up], message: `names unknown upstream "${up}"` });
+        }
+      }
       c.allow.forEach((rule, j) => {
         const up = rule.slice(0, rule.indexOf(':'));
         if (up !== '*' && !Object.hasOwn(cfg.upstreams, up)) {

@@ -27,6 +27,8 @@ export const ERROR_STATUS = {
   /** The gateway has not finished starting (the token store is not open yet). */
   STARTING: 503,
   UPSTREAM_UNREACHABLE: 502,
+  /** The upstream's answer is over limits.maxResponseBytes. */
+  UPSTREAM_RESPONSE_TOO_LARGE: 502,
   UPSTREAM_TIMEOUT: 504,
   INTERNAL: 500,
 } as const;

@@ -18,6 +18,8 @@ export interface PagePolicy {
   connectSelf?: boolean;
   /** The page's forms may post to its own origin (`form-action 'self'`); else no form may be sent. */
   formsToSelf?: boolean;
+  /** The page loads its script, style and images as files from its own origin (the console). */
+  selfAssets?: boolean;
 }
 
 /** CSP source for an inline text: `'sha256-<base64>'`. */
@@ -26,13 +28,14 @@ export function inlineSource(text: string): string {
 }
 
 export function contentSecurityPolicy(policy: PagePolicy = {}): string {
-  const list = (texts: readonly string[] | undefined) => (texts && texts.length > 0 ? texts.map(inlineSource).join(' ') : "'none'");
+  const self = policy.selfAssets ? ["'self'"] : [];
+  const list = (texts: readonly string[] | undefined) => [...self, ...(texts ?? []).map(inlineSource)].join(' ') || "'none'";
   return [
     "default-src 'none'",
     `style-src ${list(policy.styles)}`,
     `script-src ${list(policy.scripts)}`,
     `connect-src ${policy.connectSelf ? "'self'" : "'none'"}`,
-    "img-src 'none'",
+    `img-src ${policy.selfAssets ? "'self'" : "'none'"}`,
     "base-uri 'none'",
     `form-action ${policy.formsToSelf ? "'self'" : "'none'"}`,
     "frame-ancestors 'none'",

@@ -16,6 +16,7 @@ import { KeetaMerchants } from './keeta-merchants.js';
 import { KeetaWebhooks } from './keeta-webhooks.js';
 import { KeySecureCallbacks } from './keysecure-callbacks.js';
 import { MemoryIngressStore, RedisIngressStore, type IngressStore } from './state-store.js';
+import type { Tracing } from '../observability/tracing.js';
 
 export interface Ingress {
   /** Koa app of the ingress listener. */
@@ -51,12 +52,14 @@ export function buildIngress(deps: {
   metrics: Metrics;
   log: Logger;
   store?: IngressStore;
+  /** When tracing is configured: each push is a server span and each delivery a client span. */
+  tracing?: Tracing;
 }): Ingress {
   const { config, tokenStore, cache, forwarder, clock, metrics, log } = deps;
   const anyIngress = Object.values(config.upstreams).some((u) => (u.type === 'keeta' ? u.oauth ?? u.webhooks : u.type === 'keysecure' ? u.callbacks : undefined) !== undefined);
   // Without anything configured on the ingress side there is nothing to share: no Redis client.
   const store = deps.store ?? (anyIngress ? defaultStore(config, clock, log) : new MemoryIngressStore(clock));
-  const deliverer = createDeliverer();
+  const deliverer = deps.tracing ? deps.tracing.deliverer(createDeliverer()) : createDeliverer();
   const upstreams = new Map<string, IngressUpstream>();
   const authorizations = new Map<string, KeetaAuthorizations>();
 
@@ -84,7 +87,7 @@ export function buildIngress(deps: {
   }
 
   return {
-    app: createIngressApp({ upstreams, maxBodyBytes: config.limits.maxBodyBytes, log }),
+    app: createIngressApp({ upstreams, maxBodyBytes: config.limits.maxBodyBytes, log, ...(deps.tracing && { traced: deps.tracing.ingressMiddleware() }) }),
     store,
     async createAuthorization(upstream) {
       const u = config.upstreams[upstream];

@@ -24,11 +24,13 @@ export interface IngressUpstream {
  * only the OAuth redirect, the upstreams' pushes and a health check. Errors answer in the
  * upstream's own format where it has one.
  */
-export function createIngressApp(deps: { upstreams: ReadonlyMap<string, IngressUpstream>; maxBodyBytes: number; log: Logger }): Koa {
+export function createIngressApp(deps: { upstreams: ReadonlyMap<string, IngressUpstream>; maxBodyBytes: number; log: Logger; traced?: Koa.Middleware }): Koa {
   const { upstreams, maxBodyBytes, log } = deps;
   const app = new Koa();
   app.silent = true;
   const router = new Router();
+  // Tracing (when configured) wraps everything, so a push's span covers its answer.
+  if (deps.traced) app.use(deps.traced);
 
   app.use(async function ingressErrors(ctx, next) {
     const requestId = randomUUID();

@@ -67,7 +67,7 @@ export class KeetaMerchants {
       ['grantType', jsonString('authorization_code')],
       ['code', jsonString(code)],
     ]);
-    const res = await this.#post(KEETA_TOKEN_PATH, signed.body);
+    const res = await this.#post(KEETA_TOKEN_PATH, signed.body, 'token');
     if (res.status < 200 || res.status >= 300) throw new Error(`Keeta's token endpoint answered HTTP ${res.status}`);
     const refusal = envelopeRefusal(res.body);
     if (refusal) throw new KeetaRefusal(refusal);
@@ -229,13 +229,15 @@ export class KeetaMerchants {
     throw new Error(`a token renewal of merchant "${merchant}" held its lock for too long`);
   }
 
-  #post(path: string, body: string) {
+  /** `lane: 'token'` for the code exchange: its own connections and the upstream's tokenTimeout. */
+  #post(path: string, body: string, lane?: 'token') {
     return this.deps.forwarder.send(this.#origin, {
       method: 'POST',
       path: `${this.#basePath}${path}`,
       headers: { 'content-type': 'application/json; charset=utf-8', accept: 'application/json' },
       body,
-      timeoutMs: this.deps.cfg.timeout,
+      timeoutMs: lane === 'token' ? this.deps.cfg.tokenTimeout : this.deps.cfg.timeout,
+      ...(lane && { lane }),
     });
   }
 }

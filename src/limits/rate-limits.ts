@@ -79,6 +79,12 @@ export interface RateLimitDeps {
   sleep?: (ms: number) => Promise<void>;
 }
 
+/** Who asks, for the fair share of a rule's wait window (proxy/fair-share.ts sets rateShare). */
+export interface RateCaller {
+  readonly name: string;
+  readonly rateShare: number;
+}
+
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class UpstreamRateLimits {
@@ -91,6 +97,8 @@ export class UpstreamRateLimits {
   readonly #cooldown: { until: number };
   readonly #deps: RateLimitDeps;
   readonly #sleep: (ms: number) => Promise<void>;
+  /** Requests of each caller (and rule set) waiting for their slot now, when the caller has a share. */
+  readonly #waiting = new Map<string, number>();
 
   constructor(upstream: string, rules: readonly RateLimitRuleConfig[], onRateLimited: RateLimitedConfig | undefined, deps: RateLimitDeps) {
     this.#upstream = upstream;
@@ -132,13 +140,20 @@ export class UpstreamRateLimits {
   /**
    * Before each upstream attempt. Undefined when nothing limits `path` now; otherwise a promise
    * that resolves when the request may be sent, or rejects with RATE_LIMITED.
+   *
+   * `caller.rateShare` (0..1] is the caller's fair share of the budget (its weight over all
+   * callers'): of the slots a rule's wait window holds (maxWait × perSecond), a caller may
+   * have at most its share waiting at a time in this process; beyond that its request is
+   * refused at once. A flooding caller therefore fills only its part of the window, and
+   * another caller's request finds a slot within maxWait instead of a 429 (README "Limits
+   * and fairness").
    */
-  admit(path: string): Promise<void> | undefined {
+  admit(path: string, caller?: RateCaller): Promise<void> | undefined {
     let set = this.#rulesFor(path);
     if (this.#cooldownRule && this.#cooldown.until > this.#deps.clock.now()) {
       set = set ? (set.withCooldown ??= ruleSet([...set.rules, this.#cooldownRule])) : this.#cooldownOnly;
     }
-    return set && this.#pass(set);
+    return set && this.#pass(set, caller);
   }
 
   /** The upstream answered "too frequent": pace it at the cooldown rate for a while. */
@@ -165,23 +180,51 @@ export class UpstreamRateLimits {
     return matched ? ruleSet(matched) : exact;
   }
 
-  async #pass(set: RuleSet): Promise<void> {
+  async #pass(set: RuleSet, caller: RateCaller | undefined): Promise<void> {
     const { metrics, state } = this.#deps;
-    const decision = await state.limiter.reserve(this.#upstream, set.rules, set.maxWaitMs);
+    const maxWaitMs = set.maxWaitMs;
+    let waitingKey: string | undefined;
+    if (caller && caller.rateShare < 1) {
+      const slowest = Math.max(...set.rules.map((r) => r.intervalMs));
+      const allowance = Math.max(1, Math.floor((caller.rateShare * maxWaitMs) / slowest));
+      waitingKey = `${caller.name}\u0000${set.rules[0]!.name}`;
+      const waiting = this.#waiting.get(waitingKey) ?? 0;
+      if (waiting >= allowance) {
+        const rule = set.rules[0]!;
+        metrics.rateLimited.inc({ upstream: this.#upstream, rule: rule.name });
+        throw new GatewayError(
+          'RATE_LIMITED',
+          `${this.#upstream} allows ${rule.perSecond}/s under rule "${rule.name}"; caller "${caller.name}" already has its share (${allowance}) of that rate waiting. Retry after 1 s`,
+          { headers: { 'Retry-After': '1' } },
+        );
+      }
+    }
+    const decision = await state.limiter.reserve(this.#upstream, set.rules, maxWaitMs);
     const rule = set.rules[decision.binding] ?? set.rules[0]!;
     const labels = { upstream: this.#upstream, rule: rule.name };
     if (!decision.allowed) {
       metrics.rateLimited.inc(labels);
-      const retryAfter = retryAfterSeconds(decision, set.maxWaitMs);
+      const retryAfter = retryAfterSeconds(decision, maxWaitMs);
       const what = rule.name === COOLDOWN_RULE ? `is paced at ${rule.perSecond}/s after it answered "too frequent"` : `allows ${rule.perSecond}/s under rule "${rule.name}"`;
-      throw new GatewayError('RATE_LIMITED', `${this.#upstream} ${what}; that rate is used up for longer than ${set.maxWaitMs} ms. Retry after ${retryAfter} s`, {
+      throw new GatewayError('RATE_LIMITED', `${this.#upstream} ${what}; that rate is used up for longer than ${maxWaitMs} ms. Retry after ${retryAfter} s`, {
         headers: { 'Retry-After': String(retryAfter) },
       });
     }
     metrics.rateLimitWaitSeconds.observe(labels, decision.waitMs / 1000);
     if (decision.waitMs > 0) {
       metrics.rateLimitWaits.inc(labels);
-      await this.#sleep(decision.waitMs);
+      if (waitingKey === undefined) {
+        await this.#sleep(decision.waitMs);
+        return;
+      }
+      this.#waiting.set(waitingKey, (this.#waiting.get(waitingKey) ?? 0) + 1);
+      try {
+        await this.#sleep(decision.waitMs);
+      } finally {
+        const left = this.#waiting.get(waitingKey)! - 1;
+        if (left > 0) this.#waiting.set(waitingKey, left);
+        else this.#waiting.delete(waitingKey);
+      }
     }
   }
 }

@@ -44,8 +44,9 @@ export type MetricsUpstream = string | { name: string; type: 'keeta' | 'keysecur
 export type RetryReason = 'token' | 'clock_skew';
 export type RefreshTrigger = 'proactive' | 'on_demand' | 'rejected' | 'admin';
 export type RefreshResult = 'success' | 'failure';
-export type TokenState = 'valid' | 'expiring' | 'expired' | 'refresh_failed' | 'revoked';
-export const TOKEN_STATES: readonly TokenState[] = ['valid', 'expiring', 'expired', 'refresh_failed', 'revoked'];
+/** `refresh_unknown`: a refresh was sent and its answer lost; the refresh token may be spent (README "Tokens"). */
+export type TokenState = 'valid' | 'expiring' | 'expired' | 'refresh_failed' | 'refresh_unknown' | 'revoked';
+export const TOKEN_STATES: readonly TokenState[] = ['valid', 'expiring', 'expired', 'refresh_failed', 'refresh_unknown', 'revoked'];
 
 export const METRIC_NAMES = [
   'countersign_requests_total',
@@ -71,6 +72,8 @@ export const METRIC_NAMES = [
   'countersign_config_reloads_total',
   'countersign_config_last_reload_successful',
   'countersign_config_last_reload_success_timestamp_seconds',
+  'countersign_connection_waits_total',
+  'countersign_token_refresh_unknown_total',
 ] as const;
 
 /** Results of one inbound push (README "Ingress: merchant connection, webhooks, callbacks"). */
@@ -316,7 +319,22 @@ export function createMetrics(options: MetricsOptions = {}) {
     registers,
   });
 
+  const connectionWaits = new Counter({
+    name: 'countersign_connection_waits_total',
+    help: 'Requests that found no connection slot free for their caller and waited: served (got one) or timed_out (answered UPSTREAM_TIMEOUT, never sent).',
+    labelNames: ['upstream', 'result'] as const,
+    registers,
+  });
+  const tokenRefreshUnknown = new Counter({
+    name: 'countersign_token_refresh_unknown_total',
+    help: 'Refreshes sent with a single-use refresh token whose answer was lost: the token may be spent, the merchant is in state refresh_unknown.',
+    labelNames: ['upstream'] as const,
+    registers,
+  });
+
   for (const { name: upstream, classes } of upstreams) {
+    for (const result of ['served', 'timed_out'] as const) connectionWaits.inc({ upstream, result }, 0);
+    tokenRefreshUnknown.inc({ upstream }, 0);
     inflight.set({ upstream }, 0);
     clockOffset.set({ upstream }, 0);
     // Every bounded series exists from the start, so rate() and increase() see the first event.
@@ -365,6 +383,8 @@ export function createMetrics(options: MetricsOptions = {}) {
     configLastReloadSuccessful,
     configLastReloadSuccess,
     storeDegraded,
+    connectionWaits,
+    tokenRefreshUnknown,
     /** Late binding for the token gauges: the token managers are built after the metrics. */
     setTokenSnapshots(fn: () => Iterable<TokenSnapshot>) {
       tokenSnapshots = fn;

@@ -4,6 +4,7 @@ import type { Logger } from '../observability/logger.js';
 import { forwardableRequestHeaders } from '../edge/headers.js';
 import { isMerchantId, MERCHANT_ID_RULE } from '../edge/ids.js';
 import { GatewayError } from '../core/errors.js';
+import { reachesEndpoint } from '../edge/endpoint-match.js';
 import { getField } from './steps/json-text.js';
 import type { UpstreamClock } from './steps/upstream-clock.js';
 import type { UpstreamRequest } from '../proxy/forwarder.js';
@@ -19,7 +20,11 @@ import { checkJsonBody } from './steps/json-check.js';
 import { createFaultReporter } from './steps/config-faults.js';
 
 /** What the engine needs of an upstream: its recipe, app values and addresses (a built-in's config gives the same). */
-export type RecipeRun = Pick<RecipeUpstream, 'baseUrl' | 'tokenBaseUrl' | 'timeout' | 'recipe' | 'app'> & { type: string };
+export type RecipeRun = Pick<RecipeUpstream, 'baseUrl' | 'tokenBaseUrl' | 'timeout' | 'recipe' | 'app'> & {
+  type: string;
+  /** The token request's own timeout; given, it also goes on its own connections (the token lane). */
+  tokenTimeout?: number | undefined;
+};
 
 /** A merchant id looked up in the index: what a shop or seller id may look like. */
 const INDEX_VALUE = /^[A-Za-z0-9._:@=+\/-]{1,128}$/;
@@ -110,7 +115,7 @@ export function createRecipeHandler(deps: {
     type: cfg.type,
     origin,
     begin(req): Exchange {
-      if (tokenPath !== undefined && req.path.toLowerCase().replace(/\/+$/, '') === tokenPath) {
+      if (tokenPath !== undefined && reachesEndpoint(req.path, tokenPath)) {
         throw new GatewayError('FORBIDDEN_PATH', `${recipe.tokens.request!.path} is the proxy's own: tokens are renewed by the proxy`);
       }
       let parts: RequestParts;

@@ -63,7 +63,8 @@ export function createRecipeTokenSource(name: string, config: () => RecipeRun, f
           path: req.path,
           headers: { ...req.headers, accept: 'application/json', ...(req.contentType && { 'content-type': req.contentType }) },
           ...(req.body !== undefined && { body: req.body }),
-          timeoutMs: cfg.timeout,
+          timeoutMs: cfg.tokenTimeout ?? cfg.timeout,
+          ...(cfg.tokenTimeout !== undefined && { lane: 'token' as const }),
         });
       };
       const a = t.answer!;

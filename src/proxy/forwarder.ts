@@ -18,7 +18,35 @@ export interface UpstreamRequest {
   path: string;
   headers: Record<string, string | string[]>;
   body?: Buffer | string;
+  /**
+   * Business calls: one deadline for the whole attempt (waiting for a socket, connecting,
+   * answering). Token calls: a bound on getting a socket, then a new deadline of the same
+   * length from the moment the request is written.
+   */
   timeoutMs: number;
+  /**
+   * `token`: a token call (renewal, refresh, code exchange). It rides connections of its own,
+   * so it never queues behind business traffic on a full pool.
+   */
+  lane?: 'token';
+  /** Largest answer held in memory; a longer one is UPSTREAM_RESPONSE_TOO_LARGE. Default: no bound. */
+  maxResponseBytes?: number;
+}
+
+/**
+ * A failed upstream call, saying whether the request was written to the upstream. One that
+ * was not sent has certainly not been executed; one that was may have been (a refresh whose
+ * answer was lost: the refresh token may be spent).
+ */
+export class UpstreamCallError extends GatewayError {
+  constructor(
+    code: 'UPSTREAM_TIMEOUT' | 'UPSTREAM_UNREACHABLE' | 'UPSTREAM_RESPONSE_TOO_LARGE',
+    message: string,
+    readonly sent: boolean,
+    cause?: unknown,
+  ) {
+    super(code, message, { cause });
+  }
 }
 
 export interface UpstreamResponse {
@@ -33,8 +61,14 @@ export interface Forwarder {
 }
 
 export interface ForwarderOptions {
-  /** Max sockets per upstream origin. */
+  /**
+   * Max sockets per upstream origin for business calls. Default: no bound here; the proxy
+   * admits at most each upstream's `connections` at a time (fair-share.ts), so a request
+   * never waits inside undici, where its wait could neither be seen nor be fair.
+   */
   connections?: number;
+  /** Max sockets per origin for token calls (their own pool). */
+  tokenConnections?: number;
   keepAliveTimeoutMs?: number;
   /** Per origin: CA, client certificate, server name, egress proxy (upstream-transport.ts). */
   transports?: ReadonlyMap<string, UpstreamTransport>;
@@ -44,16 +78,21 @@ const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'
 
 export function createForwarder(options: ForwarderOptions = {}): Forwarder {
   const pools = new Map<string, Dispatcher>();
+  const tokenPools = new Map<string, Dispatcher>();
   /** Origins dispatched through an egress proxy: its agent needs the origin in each dispatch. */
   const proxied = new Set<string>();
   let closed = false;
-  const poolFor = (origin: string) => {
-    let pool = pools.get(origin);
+  const poolFor = (origin: string, lane: 'token' | undefined) => {
+    const map = lane === 'token' ? tokenPools : pools;
+    let pool = map.get(origin);
     if (!pool) {
       const transport = options.transports?.get(origin);
-      pool = createUpstreamDispatcher(origin, transport, { connections: options.connections ?? 128, keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000 });
+      pool = createUpstreamDispatcher(origin, transport, {
+        connections: lane === 'token' ? (options.tokenConnections ?? 8) : (options.connections ?? null),
+        keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
+      });
       if (transport?.egressProxy) proxied.add(origin);
-      pools.set(origin, pool);
+      map.set(origin, pool);
     }
     return pool;
   };
@@ -64,10 +103,10 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
     send(origin, req) {
       if (closed) return Promise.reject(new GatewayError('UPSTREAM_UNREACHABLE', 'the proxy is shutting down'));
       return new Promise<UpstreamResponse>((resolve, reject) => {
-        const attempt = new Attempt(origin, req.timeoutMs, deadlines, resolve, reject);
+        const attempt = new Attempt(origin, req, deadlines, resolve, reject);
         deadlines.arm(attempt, req.timeoutMs);
         try {
-          poolFor(origin).dispatch(
+          poolFor(origin, req.lane).dispatch(
             {
               ...(proxied.has(origin) && { origin }),
               method: req.method as 'GET',
@@ -86,8 +125,9 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
     },
     async close() {
       closed = true;
-      await Promise.all([...pools.values()].map((p) => p.close()));
+      await Promise.all([...pools.values(), ...tokenPools.values()].map((p) => p.close()));
       pools.clear();
+      tokenPools.clear();
     },
   };
 }
@@ -112,13 +152,21 @@ class Attempt implements Dispatcher.DispatchHandler, Deadline {
   private more: Buffer[] | undefined = undefined;
   private size = 0;
 
+  private readonly timeoutMs: number;
+  private readonly maxBytes: number;
+  private readonly tokenLane: boolean;
+
   constructor(
     private readonly origin: string,
-    private readonly timeoutMs: number,
+    req: UpstreamRequest,
     private readonly deadlines: DeadlineSweeper,
     private readonly resolve: (r: UpstreamResponse) => void,
     private readonly reject: (err: Error) => void,
-  ) {}
+  ) {
+    this.timeoutMs = req.timeoutMs;
+    this.maxBytes = req.maxResponseBytes ?? Infinity;
+    this.tokenLane = req.lane === 'token';
+  }
 
   /** The deadline passed (called by the sweeper). */
   fire(): void {
@@ -131,7 +179,7 @@ class Attempt implements Dispatcher.DispatchHandler, Deadline {
     if (this.settled) return;
     this.settled = true;
     this.deadlines.clear(this);
-    if (err) this.reject(toGatewayError(err, this.origin, this.timeoutMs));
+    if (err) this.reject(toGatewayError(err, this.origin, this.timeoutMs, this.abort !== undefined));
     else {
       const body = this.more ? Buffer.concat([this.first!, ...this.more], this.size) : (this.first ?? EMPTY_BODY);
       this.resolve({ status: this.status, headers: this.headers === NO_HEADERS ? {} : this.headers, body });
@@ -141,16 +189,32 @@ class Attempt implements Dispatcher.DispatchHandler, Deadline {
   onConnect(abort: (err?: Error) => void): void {
     this.abort = abort;
     if (this.settled) abort(new Error('deadline'));
+    else if (this.tokenLane) {
+      // A token call's deadline starts when it is written, whatever it waited for before.
+      this.deadlines.clear(this);
+      this.deadlines.arm(this, this.timeoutMs);
+    }
+  }
+
+  /** The answer is over maxResponseBytes: stop reading it. */
+  private tooLarge(): boolean {
+    const err = Object.assign(new Error('response too large'), { code: TOO_LARGE });
+    this.abort?.(err);
+    this.finish(err);
+    return false;
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[]): boolean {
     if (statusCode < 200) return true; // 1xx: the real answer follows
     this.status = statusCode;
     this.headers = undiciUtil.parseHeaders(rawHeaders) as Record<string, string | string[]>;
+    const declared = this.headers['content-length'];
+    if (declared !== undefined && Number(declared) > this.maxBytes) return this.tooLarge();
     return true;
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.size + chunk.length > this.maxBytes) return this.tooLarge();
     if (this.first === undefined) this.first = chunk;
     else (this.more ??= []).push(chunk);
     this.size += chunk.length;
@@ -168,15 +232,22 @@ class Attempt implements Dispatcher.DispatchHandler, Deadline {
 
 const EMPTY_BODY = Buffer.alloc(0);
 
-function toGatewayError(err: unknown, origin: string, timeoutMs: number): GatewayError {
+const TOO_LARGE = 'COUNTERSIGN_RESPONSE_TOO_LARGE';
+
+function toGatewayError(err: unknown, origin: string, timeoutMs: number, sent: boolean): UpstreamCallError {
   const code = (err as { code?: string }).code ?? '';
+  if (code === TOO_LARGE) {
+    return new UpstreamCallError('UPSTREAM_RESPONSE_TOO_LARGE', `the answer of ${origin} is larger than limits.maxResponseBytes`, sent, err);
+  }
   if (TIMEOUT_CODES.has(code) || err instanceof undiciErrors.HeadersTimeoutError) {
-    return new GatewayError('UPSTREAM_TIMEOUT', `no answer from ${origin} within ${timeoutMs} ms`, { cause: err });
+    // Not sent: the request never got a socket (or its connection was never established).
+    const message = sent ? `no answer from ${origin} within ${timeoutMs} ms` : `no connection free to ${origin} within ${timeoutMs} ms; the request was not sent`;
+    return new UpstreamCallError('UPSTREAM_TIMEOUT', message, sent, err);
   }
   const cause = (err as { cause?: { code?: string } }).cause?.code;
   const refused = certificateProblem(err);
-  if (refused) return new GatewayError('UPSTREAM_UNREACHABLE', `certificate of ${origin} is not trusted: ${refused}`, { cause: err });
-  return new GatewayError('UPSTREAM_UNREACHABLE', `cannot reach ${origin} (${code || cause || 'connection failed'})`, { cause: err });
+  if (refused) return new UpstreamCallError('UPSTREAM_UNREACHABLE', `certificate of ${origin} is not trusted: ${refused}`, sent, err);
+  return new UpstreamCallError('UPSTREAM_UNREACHABLE', `cannot reach ${origin} (${code || cause || 'connection failed'})`, sent, err);
 }
 
 /** OpenSSL's and Node's codes for a certificate the client refused. */

@@ -11,6 +11,8 @@ import { createAccessLog } from '../observability/access-log.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics, RequestClass, RetryReason } from '../observability/metrics.js';
 import type { UpstreamRequestMetrics } from '../observability/metrics-hot-path.js';
+import type { FairShare } from './fair-share.js';
+import type { Tracing } from '../observability/tracing.js';
 import type { Forwarder, UpstreamResponse } from './forwarder.js';
 import type { UpstreamHandler, Verdict } from './upstream.js';
 
@@ -21,6 +23,12 @@ export interface ProxyConfig {
   maxBodyBytes: number;
   /** Upstreams with rate limits or a cooldown after "too frequent" (src/limits); others are absent. */
   rateLimits: ReadonlyMap<string, UpstreamRateLimits>;
+  /** The methods each upstream is called with; any other is METHOD_NOT_ALLOWED. */
+  methods: ReadonlyMap<string, ReadonlySet<string>>;
+  /** Each upstream's connection slots, shared fairly among callers (fair-share.ts). */
+  shares: ReadonlyMap<string, FairShare>;
+  /** Largest upstream answer held for one request (limits.maxResponseBytes). */
+  maxResponseBytes: number;
 }
 
 export interface ProxyHandlerDeps {
@@ -29,6 +37,8 @@ export interface ProxyHandlerDeps {
   forwarder: Forwarder;
   metrics: Metrics;
   log: Logger;
+  /** Set only when tracing is configured: without it the handler does no tracing work. */
+  tracing?: Tracing;
 }
 
 /** Each recoverable fault is retried once at most, so a request sees at most two retries. */
@@ -48,11 +58,11 @@ const RETRY_BIT: Record<RetryReason, number> = { token: 1, clock_skew: 2 };
  * (README "Performance"). It answers every fault itself; app.ts still guards its promise.
  */
 export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
-  const { forwarder, metrics, log } = deps;
+  const { forwarder, metrics, log, tracing } = deps;
   const access = createAccessLog(log);
 
   return async function proxy(req, res) {
-    const { handlers, callers, maxBodyBytes, rateLimits } = deps.current();
+    const { handlers, callers, maxBodyBytes, rateLimits, methods, shares, maxResponseBytes } = deps.current();
     const started = performance.now();
     const requestId = requestIdFrom(req.headers['x-request-id']);
     let handler: UpstreamHandler | undefined;
@@ -63,6 +73,7 @@ export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res
     let retried: string | undefined;
     let errorCode: string | undefined;
     let path = '';
+    const traced = tracing?.startRequest(req);
 
     try {
       const target = parseTargetPath(req.url ?? '/');
@@ -72,14 +83,20 @@ export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res
       const caller = identified instanceof Promise ? await identified : identified;
       callerName = caller?.name;
       if (!handler) throw new GatewayError('UNKNOWN_UPSTREAM', `no upstream is named "${target.upstream.slice(0, 64)}"`);
+      traced?.route(handler.name, target.path);
+      const method = req.method ?? 'GET';
+      const allowed = methods.get(handler.name);
+      if (allowed && !allowed.has(method)) throw methodNotAllowed(handler.name, method, allowed);
       callers.authorize(caller, handler.name, target.path);
+      const share = shares.get(handler.name);
+      const slot = share?.slotOf(callerName);
       recorded = metrics.forUpstream(handler.name);
       recorded.begin();
       try {
         const body = await readBody(req, maxBodyBytes);
         const exchange = handler.begin({
           requestId,
-          method: req.method ?? 'GET',
+          method,
           path: target.path,
           query: target.query,
           headers: req.headers,
@@ -90,26 +107,72 @@ export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res
         let answer: UpstreamResponse;
         let verdict: Verdict;
         let retriedFor = 0;
+        let resends = 0;
+        let resendReason: string | undefined;
         for (;;) {
-          const admitted = limits?.admit(target.path);
+          const admitted = limits?.admit(target.path, slot);
           if (admitted) await admitted;
           const prepared = exchange.prepare();
-          const upstreamReq = prepared instanceof Promise ? await prepared : prepared;
+          // A promise: the token was not at hand and the request waits for it (a renewal, a store read).
+          const upstreamReq = prepared instanceof Promise ? await (traced ? traced.wait('countersign.token.wait', prepared) : prepared) : prepared;
+          upstreamReq.maxResponseBytes = maxResponseBytes;
+          let waitedMs = 0;
+          const timeoutMs = upstreamReq.timeoutMs;
+          if (share) {
+            // A connection slot for this attempt, within the caller's fair share; a wait for one
+            // comes out of the attempt's timeout.
+            const wait = share.acquire(slot!, timeoutMs);
+            if (wait) {
+              const w0 = performance.now();
+              try {
+                await wait;
+              } catch (err) {
+                metrics.connectionWaits.inc({ upstream: handler.name, result: 'timed_out' });
+                throw err;
+              }
+              waitedMs = Math.round(performance.now() - w0);
+              // A slot with almost no time left is not worth sending on: the upstream would do
+              // the work and the answer would be late anyway.
+              if (timeoutMs - waitedMs < Math.max(50, timeoutMs / 10)) {
+                share.release(slot!);
+                metrics.connectionWaits.inc({ upstream: handler.name, result: 'timed_out' });
+                throw share.noConnection(slot!, timeoutMs);
+              }
+              metrics.connectionWaits.inc({ upstream: handler.name, result: 'served' });
+              upstreamReq.timeoutMs = timeoutMs - waitedMs;
+            }
+          }
+          const span = traced?.attempt(handler.origin, upstreamReq, resends, resendReason);
           const t0 = performance.now();
           try {
-            answer = await forwarder.send(handler.origin, upstreamReq);
+            answer = await forwarder.send(handler.origin, span ? span.request : upstreamReq);
+          } catch (err) {
+            span?.fail(isGatewayError(err) ? err.code : 'INTERNAL', isGatewayError(err) && err.code === 'UPSTREAM_TIMEOUT' ? 'timeout' : 'network_error');
+            if (waitedMs > 0 && isGatewayError(err) && err.code === 'UPSTREAM_TIMEOUT') {
+              throw new GatewayError('UPSTREAM_TIMEOUT', `no answer from ${handler.origin} within ${timeoutMs} ms, ${waitedMs} ms of it spent waiting for a connection`, { cause: err });
+            }
+            throw err;
           } finally {
+            share?.release(slot!);
             recorded.attempt((performance.now() - t0) / 1000);
           }
           verdict = exchange.judge(answer);
+          span?.end(answer.status, verdict.class);
           if (verdict.codeLabel !== undefined) recorded.code(verdict.codeLabel);
           if (verdict.class === 'rate_limited') limits?.slowDown();
           const reason = verdict.retry;
-          if (reason !== undefined && (retriedFor & RETRY_BIT[reason]) === 0 && (await exchange.recover(reason, answer))) {
-            retriedFor |= RETRY_BIT[reason];
-            recorded.retry(reason);
-            retried = retried === undefined ? reason : `${retried},${reason}`;
-            continue;
+          if (reason !== undefined && (retriedFor & RETRY_BIT[reason]) === 0) {
+            const recovering = exchange.recover(reason, answer);
+            const recovered = await (traced ? traced.wait(reason === 'token' ? 'countersign.token.renewal' : 'countersign.clock.correction', recovering, { 'countersign.retry.reason': reason }) : recovering);
+            if (recovered) {
+              retriedFor |= RETRY_BIT[reason];
+              recorded.retry(reason);
+              traced?.retry(reason);
+              resends++;
+              resendReason = reason;
+              retried = retried === undefined ? reason : `${retried},${reason}`;
+              continue;
+            }
           }
           break;
         }
@@ -127,12 +190,13 @@ export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res
       // A refusal before the upstream was looked up (BAD_PATH) still counts for it, when it is one.
       handler ??= handlers.get(leadingSegment(req.url ?? '/'));
       const gw = toGatewayError(err, log, requestId);
-      cls = gw.code === 'UPSTREAM_TIMEOUT' ? 'timeout' : gw.code === 'UPSTREAM_UNREACHABLE' ? 'network_error' : 'rejected';
+      cls = gw.code === 'UPSTREAM_TIMEOUT' ? 'timeout' : gw.code === 'UPSTREAM_UNREACHABLE' ? 'network_error' : gw.code === 'UPSTREAM_RESPONSE_TOO_LARGE' ? 'upstream_http_error' : 'rejected';
       status = gw.status;
       errorCode = gw.code;
       sendError(res, gw, requestId);
     } finally {
       const seconds = (performance.now() - started) / 1000;
+      traced?.end(status, cls, errorCode);
       if (handler) (recorded ?? metrics.forUpstream(handler.name)).finish(cls, seconds);
       access({
         requestId,
@@ -148,6 +212,11 @@ export function proxyHandler(deps: ProxyHandlerDeps): (req: IncomingMessage, res
       });
     }
   };
+}
+
+function methodNotAllowed(upstream: string, method: string, allowed: ReadonlySet<string>): GatewayError {
+  const list = [...allowed].join(', ');
+  return new GatewayError('METHOD_NOT_ALLOWED', `${upstream} is not called with ${method.slice(0, 16)}; allowed: ${list}`, { headers: { Allow: list } });
 }
 
 function toGatewayError(err: unknown, log: Logger, requestId: string): GatewayError {

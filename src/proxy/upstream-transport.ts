@@ -37,7 +37,8 @@ export function upstreamTransports(upstreams: Readonly<Record<string, UpstreamCo
 }
 
 export interface DispatcherOptions {
-  connections: number;
+  /** null: no bound (business calls are bounded by the proxy's fair share, fair-share.ts). */
+  connections: number | null;
   keepAliveTimeout: number;
 }
 

@@ -14,6 +14,7 @@ import { formatPath } from '../config/resolve.js';
  *   keeps its running config): metrics series and token services exist per upstream;
  * - `upstreams.*.refreshBefore` and `upstreams.*.refreshSpacing`: fixed in the token service,
  *   which is kept across reloads so no token, renewal or backoff state is lost;
+ * - `upstreams.*.connections`: the size of the upstream's connection slots (fair-share.ts).
  * - `upstreams.*.tls` and `upstreams.*.egressProxy`: the upstream's connections are made once.
  */
 
@@ -47,7 +48,7 @@ export function restartUnit(path: Path): Path | undefined {
   if (top === 'upstreams') {
     if (second === undefined) return ['upstreams'];
     if (third === undefined || third === 'type') return ['upstreams', second];
-    if (third === 'refreshBefore' || third === 'refreshSpacing' || third === 'tls' || third === 'egressProxy') return ['upstreams', second, third];
+    if (third === 'refreshBefore' || third === 'refreshSpacing' || third === 'connections' || third === 'tls' || third === 'egressProxy') return ['upstreams', second, third];
   }
   return undefined;
 }

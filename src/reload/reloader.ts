@@ -1,6 +1,6 @@
 import type { Clock } from '../core/clock.js';
 import { systemClock } from '../core/clock.js';
-import { loadConfig, type Config } from '../config/load.js';
+import { loadConfigAsync, type Config } from '../config/load.js';
 import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -20,8 +20,8 @@ export interface ReloaderDeps {
   log: Logger;
   metrics: Pick<Metrics, 'configReloads' | 'configLastReloadSuccessful' | 'configLastReloadSuccess'>;
   clock?: Clock;
-  /** Reads and validates the file; the same loader as at start by default. */
-  load?: (file: string) => Config;
+  /** Reads and validates the file; by default the loader of start-up, reading without blocking and within a time bound. */
+  load?: (file: string) => Config | Promise<Config>;
 }
 
 /**
@@ -43,12 +43,12 @@ export class ConfigReloader {
     return run;
   }
 
-  #reloadOnce(trigger: ReloadTrigger): ReloadOutcome {
+  async #reloadOnce(trigger: ReloadTrigger): Promise<ReloadOutcome> {
     const { live, log, metrics } = this.#d;
-    const load = this.#d.load ?? loadConfig;
+    const load = this.#d.load ?? ((file: string) => loadConfigAsync(file));
     let outcome: ReloadOutcome;
     try {
-      const plan = planReload(live.current, load(this.#d.file));
+      const plan = planReload(live.current, await load(this.#d.file));
       if (plan.problems.length > 0) throw new ConfigError(plan.problems);
       live.apply(plan.config);
       outcome = { result: 'success', applied: plan.applied, restartOnly: plan.restartOnly };

@@ -47,6 +47,10 @@ export function parseTokenRecord(value: unknown): TokenRecord | string {
     if (typeof v['revokedAt'] !== 'number' || !Number.isFinite(v['revokedAt'])) return 'revokedAt must be a finite number when present';
     record.revokedAt = v['revokedAt'];
   }
+  if (v['refreshUnknownAt'] !== undefined) {
+    if (typeof v['refreshUnknownAt'] !== 'number' || !Number.isFinite(v['refreshUnknownAt'])) return 'refreshUnknownAt must be a finite number when present';
+    record.refreshUnknownAt = v['refreshUnknownAt'];
+  }
   return record;
 }
 

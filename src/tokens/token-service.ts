@@ -120,7 +120,7 @@ export class TokenService {
       // The hot path: a cached token outside its window, no store I/O and no timer.
       if (now < cached.expiresAt - o.refreshBeforeMs) return cached;
       if (now < cached.expiresAt) {
-        if (!this.#inBackoff(merchant, now)) this.#refresh(merchant, 'on_demand').catch(() => {});
+        if (cached.refreshUnknownAt === undefined && !this.#inBackoff(merchant, now)) this.#refresh(merchant, 'on_demand').catch(() => {});
         return cached;
       }
     }
@@ -139,7 +139,7 @@ export class TokenService {
     const now = o.clock.now();
     if (now < rec.expiresAt - o.refreshBeforeMs) return rec;
     if (now < rec.expiresAt) {
-      if (!this.#inBackoff(merchant, now)) this.#refresh(merchant, 'on_demand').catch(() => {});
+      if (rec.refreshUnknownAt === undefined && !this.#inBackoff(merchant, now)) this.#refresh(merchant, 'on_demand').catch(() => {});
       return rec;
     }
     return this.#refresh(merchant, 'on_demand');
@@ -213,7 +213,7 @@ export class TokenService {
     const now = this.#o.clock.now();
     const due: string[] = [];
     for (const rec of this.#o.cache.records(this.upstream)) {
-      if (rec.revokedAt !== undefined) continue;
+      if (rec.revokedAt !== undefined || rec.refreshUnknownAt !== undefined) continue;
       if (now >= rec.expiresAt - this.#o.refreshBeforeMs && !this.#inBackoff(rec.merchant, now)) due.push(rec.merchant);
     }
     // A few at a time: a bulk import expiring together must not flood the upstream.
@@ -230,6 +230,7 @@ export class TokenService {
 
   state(rec: TokenRecord, now = this.#o.clock.now()): TokenState {
     if (rec.revokedAt !== undefined) return 'revoked';
+    if (rec.refreshUnknownAt !== undefined) return 'refresh_unknown';
     if (now >= rec.expiresAt) return 'expired';
     if (this.#activeFailure(TokenCache.key(rec.upstream, rec.merchant), rec)) return 'refresh_failed';
     if (now >= rec.expiresAt - this.#o.refreshBeforeMs) return 'expiring';
@@ -340,6 +341,7 @@ export class TokenService {
         }
         const now = o.clock.now();
         if (stored && (trigger === 'proactive' || trigger === 'on_demand') && now < stored.expiresAt - o.refreshBeforeMs) return stored;
+        if (stored?.refreshUnknownAt !== undefined) throw refreshTokenMaybeSpent(this.upstream, merchant, stored.refreshUnknownAt);
         if (stored && o.spacingMs > 0 && now - stored.refreshedAt < o.spacingMs) {
           this.#notBefore.set(key, stored.refreshedAt + o.spacingMs);
           throw tokenUnavailable(
@@ -351,7 +353,13 @@ export class TokenService {
         // timeout) ends before the lease does even if Redis cannot be reached to renew it.
         await lock.confirm();
         attempted = true;
-        const next = await o.source.obtain(merchant, stored);
+        let next: TokenRecord;
+        try {
+          next = await o.source.obtain(merchant, stored);
+        } catch (err) {
+          if (err instanceof TokenOutcomeUnknownError && stored) await this.#markOutcomeUnknown(stored, trigger, err);
+          throw err;
+        }
         o.metrics.tokenRefreshes.inc({ upstream: this.upstream, trigger, result: 'success' });
         if (o.source.obtainsFromNothing) {
           // No single-use secret to protect: use the new token now, write it when the store answers.
@@ -404,6 +412,31 @@ export class TokenService {
       }
       throw this.#recordFailure(key, merchant, trigger, err, attempted, before);
     }
+  }
+
+  /**
+   * A refresh was sent with `stored`'s single-use refresh token and its answer is lost: the
+   * upstream may have rotated the pair. That refresh token is never sent again (a second use
+   * would be refused, or worse): the record is marked `refreshUnknownAt` in the store, so every
+   * replica and every restart sees it, and it is an alarm of its own (metric, log line naming
+   * the merchant, admin state `refresh_unknown`). The access token serves while it is valid;
+   * a new pair (OAuth or an import) clears the mark.
+   */
+  async #markOutcomeUnknown(stored: TokenRecord, trigger: RefreshTrigger, err: TokenOutcomeUnknownError): Promise<void> {
+    const o = this.#o;
+    const marked: TokenRecord = { ...stored, shopIds: [...stored.shopIds], refreshUnknownAt: o.clock.now() };
+    o.metrics.tokenRefreshUnknown.inc({ upstream: this.upstream });
+    let written = true;
+    try {
+      await this.#persistHoldingLock(marked);
+    } catch {
+      written = false;
+    }
+    o.cache.set(marked);
+    o.log.error(
+      { ...logFields(this.upstream, stored.merchant), trigger, err: err.message, markWritten: written },
+      'token refresh sent but its answer was lost: the refresh token may be spent and is not sent again; the merchant is refresh_unknown until it connects again (OAuth) or a new pair is imported',
+    );
   }
 
   /**
@@ -574,7 +607,22 @@ function afterFailedRenewal(current: TokenRecord | undefined, now: number): stri
 
 /** The upstream refused to issue a token; message is safe to show (no token in it). */
 export class TokenFetchError extends Error {
-  override readonly name = 'TokenFetchError';
+  override readonly name: string = 'TokenFetchError';
+}
+
+/**
+ * A token call was sent and its answer lost (timeout or a broken connection after sending):
+ * the upstream may have executed it. For a single-use refresh token that is `refresh_unknown`.
+ */
+export class TokenOutcomeUnknownError extends TokenFetchError {
+  override readonly name = 'TokenOutcomeUnknownError';
+}
+
+function refreshTokenMaybeSpent(upstream: string, merchant: string, at: number): GatewayError {
+  return tokenUnavailable(
+    `the last refresh of ${upstream} merchant "${merchant}" (${new Date(at).toISOString()}) was sent and its answer lost, so its refresh token may be spent and is not sent again: connect the merchant again (OAuth) or import a new pair`,
+    3_600_000,
+  );
 }
 
 /** The store could not be reached (as opposed to the upstream refusing something). */

@@ -23,6 +23,13 @@ export interface TokenRecord {
   shopIds: string[];
   /** Keeta only: when the merchant revoked this authorization (webhook), Unix ms. Never renewed or used again. */
   revokedAt?: number;
+  /**
+   * Keeta only: when a refresh with this pair's refresh token was sent and its answer lost
+   * (timeout or broken connection after sending), Unix ms. The upstream may have spent the
+   * refresh token, so it is never sent again: the access token serves while valid, and the
+   * merchant needs a new pair (OAuth or an import), which clears this.
+   */
+  refreshUnknownAt?: number;
 }
 
 /** Merchant key used for the single token of a KeySecure upstream. */

@@ -91,6 +91,7 @@ export async function startMetricsTarget(): Promise<MetricsTarget> {
       { upstream: 'keeta', state: 'expiring', expiresAt: now + 3.5 * DAY },
       { upstream: 'keysecure-hk', state: 'expired', expiresAt: now - 60_000 },
       { upstream: 'keysecure-hk', state: 'refresh_failed', expiresAt: now + 600_000 },
+      { upstream: 'keeta', state: 'refresh_unknown', expiresAt: now + 50 * DAY },
     ],
   });
 
@@ -110,6 +111,8 @@ export async function startMetricsTarget(): Promise<MetricsTarget> {
   metrics.retries.inc({ upstream: 'keysecure-hk', reason: 'clock_skew' });
   metrics.retries.inc({ upstream: 'keysecure-hk', reason: 'token' });
   metrics.tokenRefreshes.inc({ upstream: 'keeta', trigger: 'proactive', result: 'success' });
+  metrics.tokenRefreshUnknown.inc({ upstream: 'keeta' });
+  metrics.connectionWaits.inc({ upstream: 'keeta', result: 'timed_out' }, 3);
   metrics.tokenRefreshes.inc({ upstream: 'keysecure-hk', trigger: 'proactive', result: 'failure' }, 2);
   metrics.clockOffset.set({ upstream: 'keysecure-hk' }, 12);
   metrics.inflight.set({ upstream: 'keeta' }, 2);
@@ -170,6 +173,7 @@ export async function startMetricsTarget(): Promise<MetricsTarget> {
       { alertname: 'CountersignTokenExpired', upstream: 'keysecure-hk' },
       { alertname: 'CountersignTokenRefreshFailedState', upstream: 'keysecure-hk' },
       { alertname: 'CountersignTokenRefreshFailing', upstream: 'keysecure-hk' },
+      { alertname: 'CountersignTokenRefreshOutcomeUnknown', upstream: 'keeta' },
       { alertname: 'CountersignErrorRatioHigh', upstream: 'keeta' },
       { alertname: 'CountersignLatencyHigh', upstream: 'keysecure-hk' },
       { alertname: 'CountersignInboundDeliveryFailing', upstream: 'keeta' },
@@ -554,7 +558,7 @@ test('the dashboard is import-ready with datasource and upstream variables', asy
     for (const q of p.targets ?? []) t.regex(q.expr ?? '', /upstream=~"\$upstream"|process_|nodejs_|countersign_store_up|countersign_config_/, `panel "${p.title}" honours $upstream`);
   }
   const rows = d.panels.filter((p) => p.type === 'row').map((p) => p.title);
-  t.deepEqual(rows, ['Traffic', 'Error classes', 'Latency', 'Retries and clock', 'Token health', 'Store & process', 'Ingress', 'Rate limits']);
+  t.deepEqual(rows, ['Traffic', 'Error classes', 'Latency', 'Retries and clock', 'Token health', 'Store & process', 'Ingress', 'Rate limits', 'Saturation']);
 });
 
 test('metric names are extracted from PromQL without functions, keywords or labels', (t) => {

@@ -70,6 +70,10 @@ test('the runtime layout installs no dev dependency, serves both upstreams as a 
   t.is(build[0], 'tsc', 'the build script is one tsc run');
   await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), ...build.slice(1), '--outDir', join(staging, 'dist')], { cwd: ROOT });
   t.true(existsSync(join(staging, 'dist/cli/main.js')), 'the build wrote dist/cli/main.js');
+  // npm runs postbuild after build: it copies the console's page, script and styles into dist/.
+  const postbuild = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { postbuild: string } }).scripts.postbuild;
+  t.true(postbuild.includes("fs.cpSync('src/admin/console', 'dist/admin/console', { recursive: true })"), postbuild);
+  cpSync(join(ROOT, 'src/admin/console'), join(staging, 'dist/admin/console'), { recursive: true });
 
   // Runtime stage: exactly the Dockerfile's RUN line.
   const app = join(base, 'app');
@@ -172,6 +176,13 @@ upstreams:
   });
   for (let i = 0; i < 100 && (await fetch(`${listening.admin}/readyz`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 100));
   t.is((await fetch(`${listening.admin}/readyz`)).status, 200);
+
+  // The console's files ship in the image's dist/ (the build copies them).
+  for (const [path, type] of [['/console', /^text\/html/], ['/console/console.js', /^text\/javascript/], ['/console/console.css', /^text\/css/]] as const) {
+    const res = await fetch(`${listening.admin}${path}`);
+    t.is(res.status, 200, path);
+    t.regex(res.headers.get('content-type') ?? '', type, path);
+  }
 
   // A signed Keeta call: the simulator verifies the signature with its own code and answers 0.
   const pair = keeta.control.addMerchant({ merchantId: 'brand-1', shopIds: ['466663'], issuedAtMs: Date.now() - 600_000 });

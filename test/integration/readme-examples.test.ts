@@ -22,7 +22,7 @@ function readmeExamples(): string[] {
     // Join continuation lines, drop comments.
     for (const line of block.replace(/\\\n\s*/g, '').split('\n')) {
       const cmd = line.replace(/\s+#.*$/, '').trim();
-      if (/^curl .*127\.0\.0\.1:(8080|9090)/.test(cmd) || /^npx countersign (sign|check-config) .*\.demo\//.test(cmd)) commands.push(cmd);
+      if (/^curl .*127\.0\.0\.1:(8080|9090)/.test(cmd) || /^npx countersign (sign|check-config|admin tokens) .*\.demo\//.test(cmd)) commands.push(cmd);
     }
   }
   return commands;
@@ -36,6 +36,7 @@ test('every README example aimed at the demo works as printed against npm run de
   const examples = readmeExamples();
   t.true(examples.filter((c) => c.startsWith('curl')).length >= 3, examples.join('\n'));
   t.true(examples.some((c) => c.startsWith('npx countersign sign')), examples.join('\n'));
+  t.true(examples.some((c) => c.startsWith('npx countersign admin tokens')), examples.join('\n'));
   // The demo prints a sign command of its own: it must work too.
   const printedSign = out.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('npx countersign sign'));
   t.is(printedSign.length, 1, out);
@@ -51,12 +52,16 @@ test('every README example aimed at the demo works as printed against npm run de
       t.regex(status, /^2\d\d$/, `${example}\n→ ${status} ${body}`);
       if (body.trim() !== '') t.is(JSON.parse(body).code, 0, `${example}\n→ ${body}`);
     } else {
-      const { stdout } = await run('bash', ['-c', cmd], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' } });
+      // This demo listens on free ports (its config says 0): the admin listener is named outright.
+      const shell = example.includes(' admin ') ? `${cmd} --admin ${admin}` : cmd;
+      const { stdout } = await run('bash', ['-c', shell], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' } });
       if (example.includes(' sign ')) {
         t.regex(stdout, /<appSecret>/, example);
         t.regex(stdout, /<accessToken>/, example);
         t.regex(stdout, /\b[0-9a-f]{64}\b/, example);
       }
+      // The demo has no admin token (its admin listener is on loopback).
+      if (example.includes(' admin tokens ')) t.regex(stdout, /^keeta\s+keeta\s+demo-brand\s+valid\b/m, example);
       t.false(stdout.includes('sim-keeta-app-secret'), `${example} printed the secret`);
     }
   }

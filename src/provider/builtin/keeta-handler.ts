@@ -3,6 +3,7 @@ import type { KeetaUpstreamConfig } from '../../config/schema.js';
 import { forwardableRequestHeaders } from '../../edge/headers.js';
 import { isMerchantId, MERCHANT_ID_RULE } from '../../edge/ids.js';
 import { GatewayError } from '../../core/errors.js';
+import { reachesEndpoint } from '../../edge/endpoint-match.js';
 import { classifyKeeta, keetaCodeLabel, readEnvelope } from '../../proxy/classify.js';
 import type { UpstreamRequest } from '../../proxy/forwarder.js';
 import { decodeUtf8, splitBaseUrl, type Exchange, type UpstreamHandler } from '../../proxy/upstream.js';
@@ -49,7 +50,7 @@ export function createKeetaHandler(deps: {
       if (req.query !== '') {
         throw new GatewayError('BAD_PATH', 'Keeta calls carry their parameters in the JSON body: a query string would not be signed');
       }
-      if (req.path.toLowerCase() === KEETA_TOKEN_PATH) {
+      if (reachesEndpoint(req.path, KEETA_TOKEN_PATH)) {
         throw new GatewayError('FORBIDDEN_PATH', `${KEETA_TOKEN_PATH} is the proxy's own: tokens are imported through the admin API and renewed by the proxy`);
       }
       const body = parseBody(req.body);

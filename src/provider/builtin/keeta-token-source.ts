@@ -1,8 +1,8 @@
 import type { Clock } from '../../core/clock.js';
 import type { KeetaUpstreamConfig } from '../../config/schema.js';
-import type { Forwarder } from '../../proxy/forwarder.js';
+import { UpstreamCallError, type Forwarder } from '../../proxy/forwarder.js';
 import { splitBaseUrl } from '../../proxy/upstream.js';
-import { TokenFetchError, type TokenSource } from '../../tokens/token-service.js';
+import { TokenFetchError, TokenOutcomeUnknownError, type TokenSource } from '../../tokens/token-service.js';
 import type { TokenRecord } from '../../tokens/types.js';
 import { jsonString } from '../steps/json-text.js';
 import { signKeetaAppCall } from '../steps/sorted-json-body-sign.js';
@@ -32,13 +32,23 @@ export function createKeetaTokenSource(
         ['grantType', jsonString('refresh_token')],
         ['refreshToken', jsonString(current.refreshToken)],
       ]);
-      const res = await forwarder.send(origin, {
-        method: 'POST',
-        path: `${basePath}${KEETA_TOKEN_PATH}`,
-        headers: { 'content-type': 'application/json; charset=utf-8', accept: 'application/json' },
-        body: signed.body,
-        timeoutMs: cfg.timeout,
-      });
+      let res;
+      try {
+        // Its own connections and its own timeout, counted from when it is sent: a refresh
+        // must never queue behind business traffic and time out on a full pool.
+        res = await forwarder.send(origin, {
+          method: 'POST',
+          path: `${basePath}${KEETA_TOKEN_PATH}`,
+          headers: { 'content-type': 'application/json; charset=utf-8', accept: 'application/json' },
+          body: signed.body,
+          timeoutMs: cfg.tokenTimeout,
+          lane: 'token',
+        });
+      } catch (err) {
+        // Sent and no answer: Keeta may have rotated the pair and spent the refresh token.
+        if (err instanceof UpstreamCallError && err.sent) throw new TokenOutcomeUnknownError(`the refresh was sent and its answer lost: ${err.message}`);
+        throw err;
+      }
       const pair = parseTokenResponse(res.status, res.body);
       return {
         upstream: name,

@@ -11,5 +11,5 @@ export function keySecureRecipe(cfg: KeySecureUpstreamConfig): RecipeRun {
   const app: Record<string, string> = { apiKey: cfg.apiKey };
   if (cfg.timezone !== undefined) app.timezone = cfg.timezone;
   if (cfg.language !== undefined) app.language = cfg.language;
-  return { type: 'keysecure', baseUrl: cfg.baseUrl, timeout: cfg.timeout, recipe: loadPreset('keysecure'), app };
+  return { type: 'keysecure', baseUrl: cfg.baseUrl, timeout: cfg.timeout, tokenTimeout: cfg.tokenTimeout, recipe: loadPreset('keysecure'), app };
 }

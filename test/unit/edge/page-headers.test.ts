@@ -21,3 +21,11 @@ test("a page's inline style and script are allowed by their hash only; fetches a
   t.true(csp.includes("form-action 'self'"));
   t.false(csp.includes('unsafe-inline'));
 });
+
+test('a page with files of its own (the console) gets script, style and images from its origin only, and the same header set as every page', async (t) => {
+  const csp = contentSecurityPolicy({ selfAssets: true, connectSelf: true });
+  t.is(csp, "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+  const { CONSOLE_HEADERS } = await import('../../../src/admin/console-routes.js');
+  t.like(CONSOLE_HEADERS, pageSecurityHeaders({ selfAssets: true, connectSelf: true }));
+  t.is(CONSOLE_HEADERS['Cache-Control'], 'no-store');
+});

@@ -43,3 +43,33 @@ test('anything that could leave the base path is refused, the first fault named'
     t.is((err as { code?: string } | undefined)?.code, 'BAD_PATH', target);
   }
 });
+
+test('escapes of unreserved characters are decoded and the others upper-cased before anything matches (RFC 3986 6.2.2)', (t) => {
+  t.is(parseTargetPath('/ks/open-api/v1/merchant/t%6fken').path, '/open-api/v1/merchant/token');
+  t.is(parseTargetPath('/ks/card/%61pply').path, '/card/apply');
+  t.is(parseTargetPath('/ks/%41%5a%30%39%2d%5f%7e').path, '/AZ09-_~');
+  t.is(parseTargetPath('/ks/a%20b%c3%a9').path, '/a%20b%C3%A9', 'reserved and non-ASCII escapes stay encoded, hex upper-cased');
+  t.is(parseTargetPath('/k%65eta/x').upstream, 'keeta', 'the upstream segment too');
+  t.is(parseTargetPath('/ks/a?q=%61').query, '?q=%61', 'the query is passed as sent');
+  t.is(parseTargetPath('/ks/plain').path, '/plain');
+});
+
+test('double encoding, a stray "%" and escapes that are not UTF-8 (overlong forms included) are BAD_PATH', (t) => {
+  const refused: Array<[string, RegExp]> = [
+    ['/ks/t%256fken', /double-encoded/],
+    ['/ks/%2561pply', /double-encoded/],
+    ['/ks/%25%36%31pply', /double-encoded/],
+    ['/ks/a%zz', /"%" that is not followed/],
+    ['/ks/a%4', /"%" that is not followed/],
+    ['/ks/%c0%ae%c0%ae/x', /not UTF-8/],
+    ['/ks/%c0%af', /not UTF-8/],
+    ['/ks/%e0%80%ae', /not UTF-8/],
+    ['/ks/%ed%a0%80', /not UTF-8/],
+    ['/ks/%ff', /not UTF-8/],
+  ];
+  for (const [url, message] of refused) {
+    const err = t.throws(() => parseTargetPath(url), undefined, url) as { code?: string; message: string };
+    t.is(err.code, 'BAD_PATH', url);
+    t.regex(err.message, message, url);
+  }
+});
