@@ -4,8 +4,8 @@
  *
  *   npx tsx bench/sign.ts [seconds]
  */
-import { parseJsonText, toCompactText } from '../src/keeta/json-text.js';
-import { signKeetaRequest } from '../src/keeta/signer.js';
+import { parseJsonText, toCompactText } from '../src/provider/steps/json-text.js';
+import { signKeetaRequest } from '../src/provider/steps/sorted-json-body-sign.js';
 
 // A realistic ~1 KB Keeta body: nested objects, arrays of objects, int64 ids, decimals, unicode, escapes.
 const BODY = JSON.stringify(

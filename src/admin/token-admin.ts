@@ -2,7 +2,7 @@ import type { Clock } from '../core/clock.js';
 import { isMerchantId, MERCHANT_ID_RULE } from '../edge/ids.js';
 import { GatewayError } from '../core/errors.js';
 import { decodeUtf8 } from '../proxy/upstream.js';
-import { getField, JsonSyntaxError, parseJsonText, type JsonNode, type JsonObjectNode } from '../keeta/json-text.js';
+import { getField, JsonSyntaxError, parseJsonText, type JsonNode, type JsonObjectNode } from '../provider/steps/json-text.js';
 import { UNDECRYPTABLE, type RecordLedger } from '../tokens/record-ledger.js';
 import type { TokenCache } from '../tokens/token-cache.js';
 import { recordUnusable, type TokenService } from '../tokens/token-service.js';

@@ -6,13 +6,12 @@ import { TokenAdmin, type AdminUpstream } from '../admin/token-admin.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../config/load.js';
 import { createCallerAuthenticator } from '../edge/callers.js';
+import { createKeetaHandler } from '../provider/builtin/keeta-handler.js';
+import { createKeetaTokenSource } from '../provider/builtin/keeta-token-source.js';
+import { keySecureRecipe } from '../provider/builtin/keysecure.js';
+import { UpstreamClock } from '../provider/steps/upstream-clock.js';
 import { KubernetesAuth } from '../edge/kubernetes-auth.js';
 import { upstreamTransports } from '../proxy/upstream-transport.js';
-import { createKeetaHandler } from '../keeta/handler.js';
-import { createKeetaTokenSource } from '../keeta/token-source.js';
-import { createKeySecureHandler } from '../keysecure/handler.js';
-import { createKeySecureTokenSource } from '../keysecure/token-source.js';
-import { UpstreamClock } from '../keysecure/upstream-clock.js';
 import { buildIngress, ingressUpstreams } from '../ingress/build-ingress.js';
 import type { IngressStore } from '../ingress/state-store.js';
 import { buildRateLimits, type RateLimitState } from '../limits/rate-limits.js';
@@ -183,7 +182,7 @@ export function buildApp(deps: AppDeps): App {
       live.onApplied(() => upstreamClock.setMargin(current().timestampMargin));
       const tokens = new TokenService({
         ...common,
-        source: createKeySecureTokenSource(name, current, forwarder, clock, upstreamClock),
+        source: createRecipeTokenSource(name, () => keySecureRecipe(current()), forwarder, clock, upstreamClock),
         spacingMs: 0,
       });
       upstreams.set(name, { name, type: 'keysecure', tokens, upstreamClock });
@@ -194,9 +193,9 @@ export function buildApp(deps: AppDeps): App {
     if (isRecipeUpstream(cfg)) {
       return createRecipeHandler({ name, cfg, tokens: cfg.recipe.tokens.model === 'none' ? undefined : u.tokens, cache, clock, upstreamClock: u.upstreamClock!, judge: answerJudge(cfg.recipe) });
     }
-    return cfg.type === 'keeta'
-      ? createKeetaHandler({ name, cfg, tokens: u.tokens, cache, clock })
-      : createKeySecureHandler({ name, cfg, tokens: u.tokens, upstreamClock: u.upstreamClock!, log });
+    if (cfg.type === 'keeta') return createKeetaHandler({ name, cfg, tokens: u.tokens, cache, clock });
+    const run = keySecureRecipe(cfg);
+    return createRecipeHandler({ name, cfg: run, tokens: u.tokens, cache, clock, upstreamClock: u.upstreamClock!, judge: answerJudge(run.recipe), log });
   };
   // Rate-limit budgets and cooldowns live as long as the process (shared through Redis with a
   // redis store); the per-upstream rules are rebuilt against them from each config.

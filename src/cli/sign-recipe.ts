@@ -54,7 +54,7 @@ export function signRecipeCommand(cfg: RecipeUpstreamConfig, args: RecipeSignArg
   };
   const notes: string[] = [];
   if (merchantCall && args.accessToken === undefined) notes.push('note: signed with the literal placeholder <access_token>; pass --access-token TOKEN (or --merchant ID) to sign with a real one');
-  const headers = Object.entries(out.headers).map(([k, v]) => `  ${k}: ${k === recipe.sign.put.header?.toLowerCase() ? v : maskAll(v)}`);
+  const headers = Object.entries(out.headers).map(([k, v]) => `  ${k}: ${k === recipe.sign.put?.header?.toLowerCase() ? v : maskAll(v)}`);
   return [
     `string to sign (${recipe.sign.algorithm}${recipe.sign.algorithm.startsWith('hmac-') ? ` keyed by <app.${recipe.sign.secret}>` : ''}, ${recipe.sign.encoding}; secrets shown as <app.NAME>):`,
     out.masked,

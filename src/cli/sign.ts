@@ -1,8 +1,8 @@
 import { signRecipeCommand } from './sign-recipe.js';
 import type { Config } from '../config/load.js';
 import { isRecipeUpstream } from '../config/schema.js';
-import { JsonSyntaxError, parseJsonText } from '../keeta/json-text.js';
-import { signKeetaRequest } from '../keeta/signer.js';
+import { JsonSyntaxError, parseJsonText } from '../provider/steps/json-text.js';
+import { signKeetaRequest } from '../provider/steps/sorted-json-body-sign.js';
 import { createStore } from '../tokens/create-store.js';
 import { FileStore } from '../tokens/file-store.js';
 

@@ -32,20 +32,25 @@ const challenge = { 'WWW-Authenticate': 'Bearer realm="countersign", error="inva
 function refusal(err: unknown): GatewayError {
   const code = (err as { code?: string }).code;
   const claim = (err as { claim?: string }).claim;
+  const reason = (err as { reason?: string }).reason;
   const why =
     code === 'ERR_JWT_EXPIRED'
       ? 'has expired'
-      : code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' && claim === 'nbf'
-        ? 'is not valid yet'
-        : code === 'ERR_JWT_CLAIM_VALIDATION_FAILED'
-          ? `has the wrong "${claim ?? 'claims'}" claim`
-          : code === 'ERR_JWKS_NO_MATCHING_KEY' || code === 'ERR_JWKS_MULTIPLE_MATCHING_KEYS'
-            ? 'is signed by no key of the cluster JWKS'
-            : code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED'
-              ? 'has a signature that does not verify'
-              : code === 'ERR_JOSE_ALG_NOT_ALLOWED' || code === 'ERR_JOSE_NOT_SUPPORTED'
-                ? 'uses an algorithm that is not accepted'
-                : 'is not a valid JWT';
+      : code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' && reason === 'missing'
+        ? `has no "${claim ?? 'required'}" claim`
+        : code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' && claim === 'nbf'
+          ? 'is not valid yet'
+          : code === 'ERR_JWT_CLAIM_VALIDATION_FAILED'
+            ? `has the wrong "${claim ?? 'claims'}" claim`
+            : code === 'ERR_JWKS_NO_MATCHING_KEY' || code === 'ERR_JWKS_MULTIPLE_MATCHING_KEYS'
+              ? 'is signed by no key of the cluster JWKS'
+              : code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED'
+                ? 'has a signature that does not verify'
+                : code === 'ERR_JOSE_ALG_NOT_ALLOWED'
+                  ? 'uses an algorithm that is not accepted'
+                  : code === 'ERR_JOSE_NOT_SUPPORTED'
+                    ? 'uses a JOSE feature that is not supported (a "crit" header parameter or key type)'
+                    : 'is not a valid JWT';
   return new GatewayError('CALLER_UNAUTHENTICATED', `the service-account token ${why}`, { headers: challenge });
 }
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { JsonNode, JsonObjectNode } from '../keeta/json-text.js';
+import type { JsonNode, JsonObjectNode } from '../provider/steps/json-text.js';
 
 /**
  * What a KeySecure callback's signature covers, and what it does not (docs/protocols.md 2.5):

@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { toCompactText, type JsonObjectNode } from '../keeta/json-text.js';
+import { toCompactText, type JsonObjectNode } from '../provider/steps/json-text.js';
 
 /**
  * KeySecure callback `Signature`, `Sign-Version: V1` (docs/protocols.md 2.5): a key-sorted map

@@ -1,8 +1,8 @@
 import type { Clock } from '../core/clock.js';
 import type { KeetaUpstreamConfig } from '../config/schema.js';
-import { getField, jsonNumber, jsonObject, jsonString, parseJsonText, type JsonNode } from '../keeta/json-text.js';
-import { signKeetaAppCall, signKeetaRequest } from '../keeta/signer.js';
-import { KEETA_TOKEN_PATH, parseTokenResponse, type KeetaTokenPair } from '../keeta/token-source.js';
+import { getField, jsonNumber, jsonObject, jsonString, parseJsonText, type JsonNode } from '../provider/steps/json-text.js';
+import { signKeetaAppCall, signKeetaRequest } from '../provider/steps/sorted-json-body-sign.js';
+import { KEETA_TOKEN_PATH, parseTokenResponse, type KeetaTokenPair } from '../provider/builtin/keeta-token-source.js';
 import type { Logger } from '../observability/logger.js';
 import type { Forwarder } from '../proxy/forwarder.js';
 import { decodeUtf8, splitBaseUrl } from '../proxy/upstream.js';

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Clock } from '../core/clock.js';
 import type { WebhooksConfig } from '../config/ingress-schema.js';
-import { getField, JsonSyntaxError, parseJsonText, type JsonNode, type JsonObjectNode } from '../keeta/json-text.js';
+import { getField, JsonSyntaxError, parseJsonText, type JsonNode, type JsonObjectNode } from '../provider/steps/json-text.js';
 import type { Logger } from '../observability/logger.js';
 import type { InboundResult, Metrics } from '../observability/metrics.js';
 import { decodeUtf8 } from '../proxy/upstream.js';

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Clock } from '../core/clock.js';
 import type { CallbacksConfig } from '../config/ingress-schema.js';
-import { getField, JsonSyntaxError, parseJsonText, type JsonObjectNode } from '../keeta/json-text.js';
+import { getField, JsonSyntaxError, parseJsonText, type JsonObjectNode } from '../provider/steps/json-text.js';
 import type { Logger } from '../observability/logger.js';
 import type { InboundResult, Metrics } from '../observability/metrics.js';
 import { decodeUtf8 } from '../proxy/upstream.js';

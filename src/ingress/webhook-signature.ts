@@ -1,6 +1,6 @@
 import { hash, timingSafeEqual } from 'node:crypto';
 import type { WebhookRecipe } from '../config/ingress-schema.js';
-import { toCompactText, type JsonNode, type JsonObjectNode } from '../keeta/json-text.js';
+import { toCompactText, type JsonNode, type JsonObjectNode } from '../provider/steps/json-text.js';
 
 /**
  * Keeta webhook `sig` (docs/protocols.md 1.3): plain SHA-256, lower-case hex, over every field

@@ -1,24 +1,36 @@
 import type { Clock } from '../core/clock.js';
-import type { RecipeUpstreamConfig } from '../config/schema.js';
+import type { RecipeUpstream } from '../config/signed-schema.js';
+import type { Logger } from '../observability/logger.js';
 import { forwardableRequestHeaders } from '../edge/headers.js';
 import { isMerchantId, MERCHANT_ID_RULE } from '../edge/ids.js';
 import { GatewayError } from '../core/errors.js';
-import { getField } from '../keeta/json-text.js';
-import type { UpstreamClock } from '../keysecure/upstream-clock.js';
+import { reachesEndpoint } from '../edge/endpoint-match.js';
+import { getField } from './steps/json-text.js';
+import type { UpstreamClock } from './steps/upstream-clock.js';
 import type { UpstreamRequest } from '../proxy/forwarder.js';
 import { headerValue, splitBaseUrl, type Exchange, type UpstreamHandler } from '../proxy/upstream.js';
 import type { TokenCache } from '../tokens/token-cache.js';
 import type { TokenService } from '../tokens/token-service.js';
 import { KEYSECURE_MERCHANT, type TokenRecord } from '../tokens/types.js';
 import type { AnswerJudge } from './classes.js';
-import { recipeTouchesJson, splitRequest, type RequestParts } from './request-parts.js';
-import { RecipeSignError, signRequest } from './signer.js';
+import { signRule } from './recipe-schema.js';
+import { recipePassesQuery, recipeTouchesJson, splitRequest, type RequestParts } from './request-parts.js';
+import { RecipeSignError, signRequest, sourceValue } from './signer.js';
+import { checkJsonBody } from './steps/json-check.js';
+import { createFaultReporter } from './steps/config-faults.js';
+
+/** What the engine needs of an upstream: its recipe, app values and addresses (a built-in's config gives the same). */
+export type RecipeRun = Pick<RecipeUpstream, 'baseUrl' | 'tokenBaseUrl' | 'timeout' | 'recipe' | 'app'> & {
+  type: string;
+  /** The token request's own timeout; given, it also goes on its own connections (the token lane). */
+  tokenTimeout?: number | undefined;
+};
 
 /** A merchant id looked up in the index: what a shop or seller id may look like. */
 const INDEX_VALUE = /^[A-Za-z0-9._:@=+\/-]{1,128}$/;
 
 /** The merchant a recipe call is made for: `_` for an app token, undefined for none. */
-export function chooseMerchant(cfg: RecipeUpstreamConfig, name: string, path: string, headers: Record<string, string | string[] | undefined>, parts: RequestParts, cache: TokenCache): string | undefined {
+export function chooseMerchant(cfg: RecipeRun, name: string, path: string, headers: Record<string, string | string[] | undefined>, parts: RequestParts, cache: TokenCache): string | undefined {
   const { tokens, merchant } = cfg.recipe;
   if (tokens.model === 'none') return undefined;
   if (tokens.model === 'app') return KEYSECURE_MERCHANT;
@@ -58,46 +70,87 @@ export function chooseMerchant(cfg: RecipeUpstreamConfig, name: string, path: st
  */
 export function createRecipeHandler(deps: {
   name: string;
-  cfg: RecipeUpstreamConfig;
+  cfg: RecipeRun;
   tokens: TokenService | undefined;
   cache: TokenCache;
   clock: Clock;
   upstreamClock: UpstreamClock;
   judge: AnswerJudge;
+  /** Where configuration faults (answers.faults) are reported. */
+  log?: Logger | undefined;
 }): UpstreamHandler {
   const { name, cfg, tokens, cache, upstreamClock, judge } = deps;
   const recipe = cfg.recipe;
   const { origin, basePath } = splitBaseUrl(cfg.baseUrl);
   const touchesJson = recipeTouchesJson(recipe);
+  const passesQuery = recipePassesQuery(recipe);
+  const checksJson = recipe.body?.check === 'json';
+  const appModel = recipe.tokens.model === 'app';
   const tokenPath = recipe.tokens.request?.path.toLowerCase();
   // Headers the gateway sets, and the body's type when it rewrites the body: callers' copies are dropped.
   const owned = new Set(Object.keys(recipe.set.headers ?? {}).map((h) => h.toLowerCase()));
-  if (recipe.sign.put.header) owned.add(recipe.sign.put.header.toLowerCase());
+  const putHeader = recipe.sign.put?.header;
+  if (putHeader) owned.add(putHeader.toLowerCase());
   const ownedWithBody = new Set([...owned, 'content-type', 'content-encoding']);
+  // Defaults whose value is fixed by the config (app values, text) are worked out once here.
+  const defaults = Object.entries(recipe.defaults.headers).map(([k, v]) => [k.toLowerCase(), v] as const);
+  const fixedDefaults = defaults.every(([, v]) => v.app !== undefined || v.text !== undefined);
+  const defaultValues = (nowMs: number) => {
+    const out: Array<readonly [string, string]> = [];
+    for (const [k, v] of defaults) {
+      const val = sourceValue(v, { app: cfg.app, nowMs });
+      if (val !== undefined) out.push([k, val]);
+    }
+    return out;
+  };
+  const precomputedDefaults = fixedDefaults ? defaultValues(0) : undefined;
+  const faults = createFaultReporter(name, recipe.answers.faults, deps.log);
+  // A recipe that signs nothing and sets only headers (KeySecure) needs no signer run per attempt:
+  // each attempt writes its header values straight into the forwarded headers.
+  const headerOnly = signRule(recipe) === undefined && !recipe.set.query && !recipe.set.form && !recipe.set.json && passesQuery && !touchesJson;
+  const headerSources = Object.entries(recipe.set.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v] as const);
 
   return {
     name,
     type: cfg.type,
     origin,
     begin(req): Exchange {
-      if (tokenPath !== undefined && req.path.toLowerCase().replace(/\/+$/, '') === tokenPath) {
+      if (tokenPath !== undefined && reachesEndpoint(req.path, tokenPath)) {
         throw new GatewayError('FORBIDDEN_PATH', `${recipe.tokens.request!.path} is the proxy's own: tokens are renewed by the proxy`);
       }
-      const parts = splitRequest(touchesJson, req.query, req.headers, req.body);
+      let parts: RequestParts;
+      if (checksJson) {
+        checkJsonBody(req.body);
+        parts = { query: [], rawBody: req.body.length > 0 ? req.body : undefined, multipart: false };
+      } else {
+        parts = splitRequest(touchesJson, passesQuery ? '' : req.query, req.headers, req.body);
+      }
       const merchant = chooseMerchant(cfg, name, req.path, req.headers, parts, cache);
       const rewritesBody = parts.json !== undefined || parts.form !== undefined;
       const headers = forwardableRequestHeaders(req.headers, rewritesBody ? ownedWithBody : owned);
+      if (defaults.length > 0) {
+        for (const [k, v] of precomputedDefaults ?? defaultValues(upstreamClock.nowMs())) if (headers[k] === undefined) headers[k] = v;
+      }
       let usedToken: string | undefined;
 
       const signed = (rec: TokenRecord | undefined): UpstreamRequest => {
         usedToken = rec?.accessToken;
+        if (headerOnly) {
+          const nowMs = upstreamClock.nowMs();
+          for (const [k, v] of headerSources) {
+            const val = sourceValue(v, { app: cfg.app, accessToken: usedToken, nowMs });
+            if (val !== undefined) headers[k] = val;
+            else delete headers[k];
+          }
+          return { method: req.method, path: basePath + req.path + req.query, headers, ...(parts.rawBody !== undefined && { body: parts.rawBody }), timeoutMs: cfg.timeout };
+        }
         let out;
         try {
           out = signRequest(recipe, {
             method: req.method,
             baseUrl: cfg.baseUrl,
             path: req.path,
-            query: parts.query,
+            query: passesQuery ? [] : parts.query,
             form: parts.form,
             json: parts.json,
             rawBody: parts.rawBody,
@@ -112,7 +165,7 @@ export function createRecipeHandler(deps: {
         }
         const h = { ...headers, ...out.headers };
         if (out.contentType) h['content-type'] = out.contentType;
-        return { method: req.method, path: basePath + req.path + out.query, headers: h, ...(out.body !== undefined && { body: out.body }), timeoutMs: cfg.timeout };
+        return { method: req.method, path: basePath + req.path + (passesQuery ? req.query : out.query), headers: h, ...(out.body !== undefined && { body: out.body }), timeoutMs: cfg.timeout };
       };
 
       return {
@@ -121,12 +174,14 @@ export function createRecipeHandler(deps: {
           const rec = tokens.fresh(merchant);
           if (rec) return signed(rec);
           return tokens.current(merchant).then((r) => {
+            if (!r && appModel) throw new GatewayError('TOKEN_UNAVAILABLE', `no access token can be had for ${name} now`, { headers: { 'Retry-After': '5' } });
             if (!r) throw new GatewayError('UNKNOWN_MERCHANT', `no token is known for merchant "${merchant}" of ${name}`);
             return signed(r);
           });
         },
         judge(res) {
           const v = judge.judge(res.status, res.body);
+          if (v.code !== undefined && faults.has(v.code)) faults.report(v.code);
           const retry = v.tokenRejected && usedToken !== undefined ? ('token' as const) : v.timestampRejected ? ('clock_skew' as const) : undefined;
           return { class: v.class, ...(v.codeLabel !== undefined && { codeLabel: v.codeLabel }), ...(retry && { retry }) };
         },

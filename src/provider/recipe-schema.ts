@@ -115,14 +115,37 @@ const placement = z
 
 const signSchema = z
   .object({
-    string: z.array(part, { required_error: 'required' }).min(1, 'list at least one part'),
-    algorithm: z.enum(ALGORITHMS, { errorMap: () => ({ message: `expected one of ${ALGORITHMS.join(', ')}` }) }),
+    string: z.array(part, { invalid_type_error: 'expected a list of parts' }).min(1, 'list at least one part').optional(),
+    /** `none`: the calls carry no signature (header injection only, as KeySecure); then nothing else is given. */
+    algorithm: z.enum([...ALGORITHMS, 'none'], { errorMap: () => ({ message: `expected one of ${ALGORITHMS.join(', ')}, none` }) }),
     /** The app value that is the secret: used by the `secret` part and as the HMAC key. */
     secret: name.default('secret'),
-    encoding: z.enum(ENCODINGS, { errorMap: () => ({ message: `expected one of ${ENCODINGS.join(', ')}` }) }),
-    put: placement,
+    encoding: z.enum(ENCODINGS, { errorMap: () => ({ message: `expected one of ${ENCODINGS.join(', ')}` }) }).optional(),
+    put: placement.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((v, ctx) => {
+    for (const k of ['string', 'encoding', 'put'] as const) {
+      if (v.algorithm === 'none' && v[k] !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [k], message: 'not used with algorithm none' });
+      if (v.algorithm !== 'none' && v[k] === undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [k], message: 'required' });
+    }
+  });
+
+/** A recipe's signing rule when it signs at all (algorithm other than none). */
+export interface SignRule {
+  string: Part[];
+  algorithm: (typeof ALGORITHMS)[number];
+  secret: string;
+  encoding: (typeof ENCODINGS)[number];
+  put: { query?: string | undefined; form?: string | undefined; json?: string | undefined; header?: string | undefined };
+}
+
+/** The signing rule, or undefined for `algorithm: none`. */
+export function signRule(recipe: { sign: z.output<typeof signSchema> }): SignRule | undefined {
+  const s = recipe.sign;
+  // (A rule missing string, encoding or put is already an error at its path: treated as none.)
+  return s.algorithm === 'none' || !s.string || !s.encoding || !s.put ? undefined : (s as SignRule);
+}
 
 const expiry = z
   .object({
@@ -140,6 +163,8 @@ const tokenRequest = z
     /** Where `params` go. */
     in: z.enum(['query', 'form', 'json']).default('query'),
     params: valueMap.default({}),
+    /** Headers of the token request (KeySecure: the Api-Key and a timestamp). */
+    headers: z.record(headerName, valueSource).optional(),
     /** Sign the token request with the recipe's `sign` rule (the path in the string is this path). */
     signed: z.boolean().default(false),
   })
@@ -151,6 +176,8 @@ const tokenAnswer = z
     success: z.array(z.union([z.string(), z.number()]).transform(String)).default(['0']),
     accessToken: fieldPath,
     refreshToken: fieldPath.optional(),
+    /** A field whose text names the refusal in the error (never the whole answer: it may hold tokens). */
+    message: fieldPath.optional(),
     expires: expiry,
   })
   .strict();
@@ -202,6 +229,11 @@ const answersSchema = z
     tokenRejected: codeList.default([]),
     /** Codes that say the timestamp was refused: correct the clock from `Date`, retry once. */
     timestampRejected: codeList.default([]),
+    /**
+     * Named step `config-faults`: codes no retry can cure, each with the likely cause an operator
+     * has to fix. Logged at most once a minute per code with the cause, named in token errors.
+     */
+    faults: z.record(z.string(), z.string().min(1, 'give the likely cause')).default({}),
   })
   .strict();
 
@@ -229,7 +261,17 @@ export const recipeSchema = z
     app: z.array(name).default(['key', 'secret']),
     /** App values that are secrets: masked in `countersign sign`, never logged. */
     secrets: z.array(name).default(['secret']),
+    /** App values the upstream may leave out: a value source naming an absent one sets nothing. */
+    optional: z.array(name).default([]),
     set: setSchema,
+    /** Headers set only when the caller sent none (KeySecure: content-type, timezone, language). */
+    defaults: z.object({ headers: z.record(headerName, valueSource).default({}) }).strict().default({}),
+    /**
+     * What happens to the body. Default: parsed as the recipe needs (form or JSON fields).
+     * `{check: json}` (named step `json-check`): forwarded byte for byte; a non-empty body
+     * that is not JSON is refused.
+     */
+    body: z.object({ check: z.literal('json') }).strict().optional(),
     /** Caller parameters dropped before signing (never forwarded): e.g. a token the gateway sends elsewhere. */
     remove: z.object({ query: z.array(paramName).default([]), form: z.array(paramName).default([]), json: z.array(paramName).default([]) }).strict().default({}),
     sign: signSchema,
@@ -241,7 +283,7 @@ export const recipeSchema = z
   })
   .strict()
   .superRefine((r, ctx) => {
-    const known = new Set(r.app);
+    const known = new Set([...r.app, ...r.optional]);
     const checkApp = (v: { app?: string | undefined }, at: (string | number)[]) => {
       if (v.app !== undefined && !known.has(v.app)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: at, message: `names app value "${v.app}", which is not listed in app (${r.app.join(', ')})` });
     };
@@ -253,15 +295,24 @@ export const recipeSchema = z
       }
     }
     for (const [k, v] of Object.entries(r.tokens.request?.params ?? {})) checkApp(v, ['tokens', 'request', 'params', k, 'app']);
+    for (const [k, v] of Object.entries(r.tokens.request?.headers ?? {})) checkApp(v, ['tokens', 'request', 'headers', k, 'app']);
+    for (const [k, v] of Object.entries(r.defaults.headers)) checkApp(v, ['defaults', 'headers', k, 'app']);
+    const rule = signRule(r);
+    if (!rule && r.tokens.request?.signed) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tokens', 'request', 'signed'], message: 'the recipe has no sign rule' });
+    if (r.body?.check === 'json') {
+      const touches = r.set.json || r.set.form || rule?.put.json || rule?.put.form || r.remove.json.length > 0 || r.remove.form.length > 0 || r.merchant.index?.json || r.merchant.index?.form ||
+        rule?.string.some((p) => typeof p === 'object' && 'params' in p && p.params.from.some((f) => f !== 'query'));
+      if (touches) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['body'], message: 'a body forwarded byte for byte cannot have fields set, removed, signed or indexed' });
+    }
     r.secrets.forEach((s, i) => {
       if (!known.has(s)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['secrets', i], message: `"${s}" is not listed in app` });
     });
-    if (!known.has(r.sign.secret)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['sign', 'secret'], message: `"${r.sign.secret}" is not listed in app` });
-    r.sign.string.forEach((p, i) => {
+    if (rule && !known.has(r.sign.secret)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['sign', 'secret'], message: `"${r.sign.secret}" is not listed in app` });
+    rule?.string.forEach((p, i) => {
       if (typeof p === 'object' && 'app' in p) checkApp(p, ['sign', 'string', i, 'app']);
     });
-    const hasJson = r.set.json !== undefined || r.sign.put.json !== undefined;
-    if (hasJson && (r.set.form !== undefined || r.sign.put.form !== undefined)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['set'], message: 'a body is either JSON or a form, not both' });
+    const hasJson = r.set.json !== undefined || rule?.put.json !== undefined;
+    if (hasJson && (r.set.form !== undefined || rule?.put.form !== undefined)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['set'], message: 'a body is either JSON or a form, not both' });
     if (r.tokens.model !== 'merchant' && (r.merchant.index || r.merchant.appLevelPaths.length > 0)) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['merchant'], message: 'merchants are chosen only with tokens.model merchant' });
     }

@@ -1,8 +1,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from '../core/errors.js';
-import { JsonSyntaxError, parseJsonText, type JsonObjectNode } from '../keeta/json-text.js';
+import { JsonSyntaxError, parseJsonText, type JsonObjectNode } from './steps/json-text.js';
 import { decodeUtf8, headerValue } from '../proxy/upstream.js';
-import type { Recipe } from './recipe-schema.js';
+import { signRule, type Recipe } from './recipe-schema.js';
 import { decodePairs } from './steps.js';
 
 /** A caller's request split into what a recipe signs: query pairs, and a form, a JSON object or raw bytes. */
@@ -18,10 +18,24 @@ export interface RequestParts {
 export function recipeTouchesJson(recipe: Recipe): boolean {
   return (
     recipe.set.json !== undefined ||
-    recipe.sign.put.json !== undefined ||
+    signRule(recipe)?.put.json !== undefined ||
     recipe.merchant.index?.json !== undefined ||
     recipe.remove.json.length > 0 ||
-    recipe.sign.string.some((p) => typeof p === 'object' && 'params' in p && p.params.from.includes('json'))
+    signRule(recipe)?.string.some((p) => typeof p === 'object' && 'params' in p && p.params.from.includes('json')) === true
+  );
+}
+
+/**
+ * Whether the caller's query string goes upstream exactly as sent: the recipe sets, removes,
+ * signs and indexes nothing in it (then it is not even decoded).
+ */
+export function recipePassesQuery(recipe: Recipe): boolean {
+  return (
+    recipe.set.query === undefined &&
+    recipe.remove.query.length === 0 &&
+    signRule(recipe)?.put.query === undefined &&
+    recipe.merchant.index?.query === undefined &&
+    signRule(recipe)?.string.some((p) => typeof p === 'object' && 'params' in p && p.params.from.includes('query')) !== true
   );
 }
 

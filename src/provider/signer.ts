@@ -1,5 +1,5 @@
-import { hasLoneSurrogate, type JsonNode, type JsonObjectNode } from '../keeta/json-text.js';
-import type { Part, Recipe, ValueSource } from './recipe-schema.js';
+import { hasLoneSurrogate, type JsonNode, type JsonObjectNode } from './steps/json-text.js';
+import { signRule, type Part, type Recipe, type SignRule, type ValueSource } from './recipe-schema.js';
 import { bodyHash, compactJson, digest, encodePairs, joinPairs, jsonValueText, nonce, renderTime, sortPairs } from './steps.js';
 
 /**
@@ -68,7 +68,8 @@ export function sourceValue(v: ValueSource, input: Pick<SignInput, 'app' | 'acce
 
 export function signRequest(recipe: Recipe, input: SignInput): SignedRequest {
   const set = input.set ?? recipe.set;
-  const put = recipe.sign.put;
+  const rule = signRule(recipe);
+  const put: SignRule['put'] = rule?.put ?? {};
   const value = (v: ValueSource) => sourceValue(v, input);
 
   // A name the gateway sets (or signs with) in any parameter place is its own in every place:
@@ -115,14 +116,14 @@ export function signRequest(recipe: Recipe, input: SignInput): SignedRequest {
 
   // The body as forwarded, before the signature (a signature in the body is never part of its own string).
   const bodyBefore = json ? compactJson(json) : form ? encodePairs(form) : input.rawBody;
-  const signed = input.signed ?? true;
+  const signed = (input.signed ?? true) && rule !== undefined;
   let stringToSign = '';
   let signature = '';
   if (signed) {
-    const secret = input.app[recipe.sign.secret] ?? '';
-    for (const p of recipe.sign.string) stringToSign += partText(p, recipe, input, { query, form, json, body: bodyBefore, secret });
+    const secret = input.app[rule.secret] ?? '';
+    for (const p of rule.string) stringToSign += partText(p, rule, input, { query, form, json, body: bodyBefore, secret });
     if (hasLoneSurrogate(stringToSign)) throw new RecipeSignError('a parameter is not well-formed UTF-16 (lone surrogate) and cannot be signed');
-    signature = digest(recipe.sign.algorithm, recipe.sign.encoding, stringToSign, secret);
+    signature = digest(rule.algorithm, rule.encoding, stringToSign, secret);
     if (put.query) query.push([put.query, signature]);
     if (put.form) form!.push([put.form, signature]);
     if (put.json) json!.push([put.json, { kind: 'string', value: signature, json: undefined }]);
@@ -136,14 +137,14 @@ export function signRequest(recipe: Recipe, input: SignInput): SignedRequest {
     headers,
     contentType: json ? 'application/json; charset=utf-8' : form ? 'application/x-www-form-urlencoded; charset=utf-8' : undefined,
     stringToSign,
-    masked: mask(stringToSign, recipe, input),
+    masked: signed ? mask(stringToSign, recipe, input) : '',
     signature,
   };
 }
 
 function partText(
   p: Part,
-  recipe: Recipe,
+  rule: SignRule,
   input: SignInput,
   ctx: { query: Pairs; form: Pairs | undefined; json: Array<readonly [string, JsonNode]> | undefined; body: string | Buffer | undefined; secret: string },
 ): string {
@@ -164,21 +165,21 @@ function partText(
   if ('text' in p) return p.text;
   if ('app' in p) return input.app[p.app] ?? '';
   if ('bodyHash' in p) return bodyHash(p.bodyHash, input.multipart || ctx.body === undefined ? '' : ctx.body);
-  const rule = p.params;
-  const except = new Set(rule.except);
-  const sig = recipe.sign.put;
+  const params = p.params;
+  const except = new Set(params.except);
+  const sig = rule.put;
   for (const k of [sig.query, sig.form, sig.json]) if (k !== undefined) except.add(k);
   const pairs: Pairs = [];
   const take = (k: string, v: string) => {
-    if (except.has(k) || (rule.empty === 'drop' && v === '')) return;
+    if (except.has(k) || (params.empty === 'drop' && v === '')) return;
     pairs.push([k, v]);
   };
-  for (const from of rule.from) {
+  for (const from of params.from) {
     if (from === 'query') for (const [k, v] of ctx.query) take(k, v);
     else if (from === 'form') for (const [k, v] of ctx.form ?? []) take(k, v);
     else for (const [k, node] of ctx.json ?? []) take(k, jsonValueText(node));
   }
-  return joinPairs(sortPairs(pairs), rule.join);
+  return joinPairs(sortPairs(pairs), params.join);
 }
 
 /** The string to sign with each secret app value and each token replaced by `<app.NAME>` / `<access_token>`. */

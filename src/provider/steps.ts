@@ -1,5 +1,5 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { quoteJsonString, toCompactText, type JsonNode } from '../keeta/json-text.js';
+import { quoteJsonString, toCompactText, type JsonNode } from './steps/json-text.js';
 import type { ALGORITHMS, ENCODINGS } from './recipe-schema.js';
 
 /**

@@ -116,5 +116,10 @@ export function openRecord(ring: Keyring, value: unknown, upstream: string, merc
     if (record.issuedAt !== v.issuedAt) return { ok: false, reason: 'malformed: issuedAt differs from the sealed one' };
     return { ok: true, record, label: k.id, migrate: false };
   }
+  // The key it names is configured and still does not open it: the content or its names were
+  // changed after sealing (a tampered byte, a record copied under another merchant's key).
+  if (typeof v.key === 'string' && ring.ids.includes(v.key)) {
+    return { ok: false, reason: `key "${v.key}" does not open it: the record was altered, or copied from another merchant or upstream` };
+  }
   return { ok: false, reason: `no configured key opens it (sealed with key "${String(v.key)}"; configured: ${ring.ids.join(', ')})` };
 }

@@ -7,8 +7,8 @@
  */
 import test from 'ava';
 import { connect } from 'node:net';
-import { jsonString } from '../../src/keeta/json-text.js';
-import { signKeetaAppCall } from '../../src/keeta/signer.js';
+import { jsonString } from '../../src/provider/steps/json-text.js';
+import { signKeetaAppCall } from '../../src/provider/steps/sorted-json-body-sign.js';
 import { rawRequest, type RawResponse } from '../helpers/http.js';
 import { KEETA_APP_ID, KEETA_SECRET, assertNoRefreshReuse, importPair, keetaSetup } from '../helpers/keeta-setup.js';
 import { keySecureSetup } from '../helpers/keysecure-setup.js';

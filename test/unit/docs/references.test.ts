@@ -25,7 +25,7 @@ test('every docs/protocols.md citation in the repository names a section that ex
   // The scan really sees the citations the code is known to carry.
   for (const [file, section] of [
     ['src/proxy/classify.ts', '4.4'],
-    ['src/keeta/signer.ts', '4.1'],
+    ['src/provider/steps/sorted-json-body-sign.ts', '4.1'],
     ['src/sim/keeta/tokens.ts', '1.5'],
     ['src/sim/README.md', '2'],
     ['README.md', '4'],

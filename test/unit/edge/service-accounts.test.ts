@@ -78,3 +78,24 @@ test('jwksUrl: read over https with the CA from caFile and the bearer token from
   t.is(await verifier.verify(await token(k2, clock.now())), 'menu/menu-sync');
   t.is(auth.length, 2);
 });
+
+test('refusals say what is wrong: a missing exp or sub is "has no … claim", a crit header is an unsupported feature, not an algorithm', async (t) => {
+  const clock = new ManualClock(Date.now());
+  const k = await key('k1');
+  const verifier = createServiceAccountVerifier({ issuer: ISSUER, audience: 'countersign', clock, getKey: createLocalJWKSet({ keys: [k.jwk] }) });
+  const now = Math.floor(clock.now() / 1000);
+  const base = () => new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer(ISSUER).setAudience('countersign');
+  const refused = async (jwt: string) => (await t.throwsAsync(Promise.resolve(verifier.verify(jwt))))!.message;
+
+  t.is(await refused(await base().setSubject('system:serviceaccount:menu:menu-sync').sign(k.privateKey)), 'the service-account token has no "exp" claim');
+  t.is(await refused(await base().setExpirationTime(now + 600).sign(k.privateKey)), 'the service-account token has no "sub" claim');
+  t.is(await refused(await base().setSubject('menu/menu-sync').setExpirationTime(now + 600).sign(k.privateKey)), 'the service-account token has the wrong "sub" claim');
+  const crit = await new SignJWT({})
+    .setProtectedHeader({ alg: 'ES256', kid: 'k1', crit: ['x-ext'], 'x-ext': 1 })
+    .setIssuer(ISSUER)
+    .setAudience('countersign')
+    .setSubject('system:serviceaccount:menu:menu-sync')
+    .setExpirationTime(now + 600)
+    .sign(k.privateKey, { crit: { 'x-ext': true } });
+  t.regex(await refused(crit), /uses a JOSE feature that is not supported/);
+});

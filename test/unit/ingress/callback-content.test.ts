@@ -1,6 +1,6 @@
 import test from 'ava';
 import { actionMismatch, canonicalNumber, envelopeCollision, signedContentDigest } from '../../../src/ingress/callback-content.js';
-import { parseJsonText, type JsonObjectNode } from '../../../src/keeta/json-text.js';
+import { parseJsonText, type JsonObjectNode } from '../../../src/provider/steps/json-text.js';
 
 const obj = (text: string) => parseJsonText(text) as JsonObjectNode;
 

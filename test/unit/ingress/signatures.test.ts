@@ -2,7 +2,7 @@ import test from 'ava';
 import { createHash, createHmac } from 'node:crypto';
 import { callbackSignatureMatches, callbackSignText, callbackSignature } from '../../../src/ingress/callback-signature.js';
 import { matchingRecipe, sortedParams } from '../../../src/ingress/webhook-signature.js';
-import { parseJsonText, type JsonObjectNode } from '../../../src/keeta/json-text.js';
+import { parseJsonText, type JsonObjectNode } from '../../../src/provider/steps/json-text.js';
 
 const obj = (text: string) => parseJsonText(text) as JsonObjectNode;
 

@@ -12,7 +12,7 @@ import {
   quoteJsonString,
   toCompactText,
   type JsonNode,
-} from '../../../src/keeta/json-text.js';
+} from '../../../src/provider/steps/json-text.js';
 
 function compact(text: string): string {
   return toCompactText(parseJsonText(text));

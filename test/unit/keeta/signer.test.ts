@@ -1,7 +1,7 @@
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { JsonSyntaxError, jsonNumber, jsonString, parseJsonText, type JsonNode, type JsonObjectNode } from '../../../src/keeta/json-text.js';
-import { KeetaSignError, signKeetaAppCall, signKeetaRequest, type KeetaSignInput } from '../../../src/keeta/signer.js';
+import { JsonSyntaxError, jsonNumber, jsonString, parseJsonText, type JsonNode, type JsonObjectNode } from '../../../src/provider/steps/json-text.js';
+import { KeetaSignError, signKeetaAppCall, signKeetaRequest, type KeetaSignInput } from '../../../src/provider/steps/sorted-json-body-sign.js';
 
 const BASE = 'https://open.mykeeta.com/api/open';
 const TS = 1700000000;

@@ -1,17 +1,17 @@
-import type { Clock } from '../core/clock.js';
-import type { KeetaUpstreamConfig } from '../config/schema.js';
-import { forwardableRequestHeaders } from '../edge/headers.js';
-import { isMerchantId, MERCHANT_ID_RULE } from '../edge/ids.js';
-import { GatewayError } from '../core/errors.js';
-import { reachesEndpoint } from '../edge/endpoint-match.js';
-import { classifyKeeta, keetaCodeLabel, readEnvelope } from '../proxy/classify.js';
-import type { UpstreamRequest } from '../proxy/forwarder.js';
-import { decodeUtf8, splitBaseUrl, type Exchange, type UpstreamHandler } from '../proxy/upstream.js';
-import type { TokenService } from '../tokens/token-service.js';
-import { getField, JsonSyntaxError, parseJsonText, type JsonObjectNode } from './json-text.js';
-import { KeetaSignError, signKeetaRequest } from './signer.js';
-import { KEETA_TOKEN_PATH } from './token-source.js';
-import type { TokenCache } from '../tokens/token-cache.js';
+import type { Clock } from '../../core/clock.js';
+import type { KeetaUpstreamConfig } from '../../config/schema.js';
+import { forwardableRequestHeaders } from '../../edge/headers.js';
+import { isMerchantId, MERCHANT_ID_RULE } from '../../edge/ids.js';
+import { GatewayError } from '../../core/errors.js';
+import { reachesEndpoint } from '../../edge/endpoint-match.js';
+import { classifyKeeta, keetaCodeLabel, readEnvelope } from '../../proxy/classify.js';
+import type { UpstreamRequest } from '../../proxy/forwarder.js';
+import { decodeUtf8, splitBaseUrl, type Exchange, type UpstreamHandler } from '../../proxy/upstream.js';
+import type { TokenService } from '../../tokens/token-service.js';
+import { getField, JsonSyntaxError, parseJsonText, type JsonObjectNode } from '../steps/json-text.js';
+import { KeetaSignError, signKeetaRequest } from '../steps/sorted-json-body-sign.js';
+import { KEETA_TOKEN_PATH } from './keeta-token-source.js';
+import type { TokenCache } from '../../tokens/token-cache.js';
 
 /** Caller headers the proxy replaces: the body is re-serialised, so its type/encoding are ours. */
 const REPLACED_HEADERS = new Set(['content-type', 'content-encoding']);

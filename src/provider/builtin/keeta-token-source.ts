@@ -1,11 +1,11 @@
-import type { Clock } from '../core/clock.js';
-import type { KeetaUpstreamConfig } from '../config/schema.js';
-import { UpstreamCallError, type Forwarder } from '../proxy/forwarder.js';
-import { splitBaseUrl } from '../proxy/upstream.js';
-import { TokenFetchError, TokenOutcomeUnknownError, type TokenSource } from '../tokens/token-service.js';
-import type { TokenRecord } from '../tokens/types.js';
-import { jsonString } from './json-text.js';
-import { signKeetaAppCall } from './signer.js';
+import type { Clock } from '../../core/clock.js';
+import type { KeetaUpstreamConfig } from '../../config/schema.js';
+import { UpstreamCallError, type Forwarder } from '../../proxy/forwarder.js';
+import { splitBaseUrl } from '../../proxy/upstream.js';
+import { TokenFetchError, TokenOutcomeUnknownError, type TokenSource } from '../../tokens/token-service.js';
+import type { TokenRecord } from '../../tokens/types.js';
+import { jsonString } from '../steps/json-text.js';
+import { signKeetaAppCall } from '../steps/sorted-json-body-sign.js';
 
 export const KEETA_TOKEN_PATH = '/base/oauth/token';
 

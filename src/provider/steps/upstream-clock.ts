@@ -1,4 +1,4 @@
-import type { Clock } from '../core/clock.js';
+import type { Clock } from '../../core/clock.js';
 
 /**
  * KeySecure rejects timestamps older than 60 s and any in its future (docs/protocols.md 2.2), so
